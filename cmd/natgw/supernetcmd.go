@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/natgw/natgw/supernet"
+)
+
+func cmdSupernetConvert(ctx context.Context, env *cli, args []string) error {
+	fs := newFlags(env, "supernet convert")
+	in := fs.String("in", "", "checkpoint to read (OFA .pth zip/legacy, or natgw native)")
+	out := fs.String("out", "", "native checkpoint to write (safetensors with the spec embedded)")
+	half := fs.Bool("half", false, "store weights as float16")
+	specName := fs.String("spec", "", "force a built-in spec for .pth input (default: inferred from shapes)")
+	id := fs.String("id", "", "supernet id to record in the metadata")
+	version := fs.String("version", "", "supernet version to record in the metadata")
+	if err := parse(fs, args, "in", "out"); err != nil {
+		return helpOK(err)
+	}
+	opt := supernet.LoadOptions{SpecName: *specName}
+	sn, err := supernet.Load(*in, opt)
+	if err != nil {
+		return err
+	}
+	if *id != "" {
+		sn.Meta[supernet.MetaID] = *id
+	}
+	if *version != "" {
+		sn.Meta[supernet.MetaVersion] = *version
+	}
+	if err := sn.Save(*out, supernet.SaveOptions{Half: *half}); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stderr, "wrote %s: spec %s, %d tensors, %d values\n", *out, sn.Spec.Name, len(sn.Params()), sn.NumParams())
+	return nil
+}
+
+func cmdSupernetInfo(ctx context.Context, env *cli, args []string) error {
+	fs := newFlags(env, "supernet info")
+	in := fs.String("supernet", "", "checkpoint")
+	if err := parse(fs, args, "supernet"); err != nil {
+		return helpOK(err)
+	}
+	sn, err := supernet.Load(*in, supernet.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	small, _ := sn.Extract(sn.Spec.Smallest())
+	large, _ := sn.Extract(sn.Spec.Largest())
+	b, err := json.Marshal(map[string]any{
+		"spec": sn.Spec, "meta": sn.Meta, "tensors": len(sn.Params()), "values": sn.NumParams(),
+		"smallest": map[string]any{"arch": sn.Spec.Smallest(), "counts": small.Count()},
+		"largest":  map[string]any{"arch": sn.Spec.Largest(), "counts": large.Count()},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, string(b))
+	return nil
+}
