@@ -1,0 +1,163 @@
+package task
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/natgw/natgw/supernet"
+)
+
+// Splits an accuracy may be measured on. Selection (search, budget resolution) only ever
+// uses SplitVal; SplitTest is recorded once, for final reporting.
+const (
+	SplitVal  = "val"
+	SplitTest = "test"
+)
+
+// Entry is one evaluated subnet.
+type Entry struct {
+	Arch      supernet.Arch `json:"arch"` // canonical
+	Hash      string        `json:"hash"`
+	MAdds     int64         `json:"madds"`
+	Params    int64         `json:"params"`
+	LatencyMS float64       `json:"latency_ms,omitempty"` // onnxruntime batch 1 on the reference machine; 0 = unknown
+	// Top1 is the top-1 accuracy (a fraction) on Split; it drives every selection.
+	Top1  float64 `json:"top1"`
+	Split string  `json:"split"`
+	// TestTop1 is the final-evaluation accuracy on the held-out test split, measured after
+	// selection for reporting only; nil when not measured.
+	TestTop1 *float64 `json:"test_top1,omitempty"`
+	// Predicted marks accuracies that come from a surrogate, not a measurement.
+	Predicted bool   `json:"predicted,omitempty"`
+	Source    string `json:"source,omitempty"` // how it entered: initial, search, resolve, ...
+	Iteration int    `json:"iteration,omitempty"`
+}
+
+// Archive is a task's record of evaluated subnets. Methods are safe for concurrent use.
+type Archive struct {
+	mu sync.RWMutex
+	// Version identifies the supernet the accuracies were measured with.
+	SupernetVersion string  `json:"supernet_version,omitempty"`
+	Entries         []Entry `json:"entries"`
+}
+
+type archiveJSON struct {
+	SupernetVersion string  `json:"supernet_version,omitempty"`
+	Entries         []Entry `json:"entries"`
+}
+
+// LoadArchive reads an archive and checks every entry against the spec: a valid canonical
+// arch whose hash matches. A missing file is an empty archive.
+func LoadArchive(path string, spec *supernet.Spec) (*Archive, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Archive{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a archiveJSON
+	if err := json.Unmarshal(data, &a); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for i, e := range a.Entries {
+		c, err := spec.Canonical(e.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("%s: entries[%d]: %w", path, i, err)
+		}
+		if e.Hash != "" && e.Hash != c.Hash() {
+			return nil, fmt.Errorf("%s: entries[%d]: hash %s does not match arch (%s)", path, i, e.Hash, c.Hash())
+		}
+		if e.Split != SplitVal {
+			return nil, fmt.Errorf("%s: entries[%d]: split %q, want %q (selection never uses another split)", path, i, e.Split, SplitVal)
+		}
+		a.Entries[i].Arch, a.Entries[i].Hash = c, c.Hash()
+	}
+	return &Archive{SupernetVersion: a.SupernetVersion, Entries: a.Entries}, nil
+}
+
+// Save writes the archive atomically, entries in insertion order.
+func (a *Archive) Save(path string) error {
+	a.mu.RLock()
+	data, err := json.MarshalIndent(archiveJSON{SupernetVersion: a.SupernetVersion, Entries: a.Entries}, "", "  ")
+	a.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	return writeFile(path, append(data, '\n'))
+}
+
+// Snapshot returns a copy of the entries.
+func (a *Archive) Snapshot() []Entry {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return append([]Entry(nil), a.Entries...)
+}
+
+// Len is the number of entries.
+func (a *Archive) Len() int {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return len(a.Entries)
+}
+
+// Lookup finds the entry for a canonical arch hash.
+func (a *Archive) Lookup(hash string) (Entry, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, e := range a.Entries {
+		if e.Hash == hash {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
+// Put adds e, replacing a predicted entry for the same arch; a measured entry is never
+// replaced by a predicted one. It reports whether the archive changed.
+func (a *Archive) Put(e Entry) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, old := range a.Entries {
+		if old.Hash == e.Hash {
+			if !old.Predicted || e.Predicted {
+				return false
+			}
+			a.Entries[i] = e
+			return true
+		}
+	}
+	a.Entries = append(a.Entries, e)
+	return true
+}
+
+// Front returns the measured entries that no other measured entry beats on both accuracy
+// (higher) and MAdds (lower), sorted by MAdds.
+func Front(entries []Entry) []Entry {
+	var m []Entry
+	for _, e := range entries {
+		if !e.Predicted {
+			m = append(m, e)
+		}
+	}
+	sort.Slice(m, func(i, j int) bool {
+		if m[i].MAdds != m[j].MAdds {
+			return m[i].MAdds < m[j].MAdds
+		}
+		return m[i].Top1 > m[j].Top1
+	})
+	var front []Entry
+	best := -1.0
+	for _, e := range m {
+		if e.Top1 > best {
+			front = append(front, e)
+			best = e.Top1
+		}
+	}
+	return front
+}

@@ -1,0 +1,222 @@
+// Package task loads and saves natgw tasks. A task is a folder:
+//
+//	<dir>/task.json         name, description, file names, preprocessing template
+//	<dir>/supernet.safetensors  the task's adapted supernet (native format)
+//	<dir>/labels.txt        one class label per line, in class-index order
+//	<dir>/archive.json      evaluated subnets (arch, MAdds, params, latency, accuracy, split)
+//
+// The archive is human-readable JSON so that people can read and diff it; the specializer
+// appends to it and the gateway answers budgets from it.
+package task
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/natgw/natgw/preprocess"
+	"github.com/natgw/natgw/supernet"
+)
+
+// File names inside a task folder.
+const (
+	ManifestFile = "task.json"
+	SupernetFile = "supernet.safetensors"
+	LabelsFile   = "labels.txt"
+	ArchiveFile  = "archive.json"
+)
+
+// Manifest is task.json.
+type Manifest struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Dataset     string `json:"dataset,omitempty"`
+	// Preprocess is the eval preprocessing; its resolution is replaced by each subnet's.
+	Preprocess preprocess.Spec `json:"preprocess"`
+}
+
+// Task is a loaded task folder.
+type Task struct {
+	Manifest
+	Dir      string
+	Supernet *supernet.Supernet
+	Labels   []string
+	Archive  *Archive
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidName reports whether s can name a task (it appears in URLs and cache keys).
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// Preprocess returns the task's preprocessing for a subnet at resolution r.
+func (t *Task) Preprocess(r int) preprocess.Spec {
+	p := t.Manifest.Preprocess
+	p.Resolution = r
+	return p
+}
+
+// SupernetVersion identifies the task's supernet weights (id and version from its metadata).
+func (t *Task) SupernetVersion() string {
+	id, v := t.Supernet.Meta[supernet.MetaID], t.Supernet.Meta[supernet.MetaVersion]
+	if v == "" {
+		return id
+	}
+	return id + "@" + v
+}
+
+// Load reads a task folder and checks that its parts agree: labels match the supernet's
+// classes, archive entries belong to the supernet's space.
+func Load(dir string) (*Task, error) {
+	var m Manifest
+	if err := readJSON(filepath.Join(dir, ManifestFile), &m); err != nil {
+		return nil, err
+	}
+	if !ValidName(m.Name) {
+		return nil, fmt.Errorf("%s: name %q must match %s", ManifestFile, m.Name, nameRE)
+	}
+	pp := m.Preprocess
+	pp.Resolution = 1
+	if err := pp.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: preprocess: %w", filepath.Join(dir, ManifestFile), err)
+	}
+	sn, err := supernet.Load(filepath.Join(dir, SupernetFile), supernet.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	labels, err := ReadLabels(filepath.Join(dir, LabelsFile))
+	if err != nil {
+		return nil, err
+	}
+	if len(labels) != sn.Spec.Classes {
+		return nil, fmt.Errorf("%s: %d labels, the supernet has %d classes", filepath.Join(dir, LabelsFile), len(labels), sn.Spec.Classes)
+	}
+	arch, err := LoadArchive(filepath.Join(dir, ArchiveFile), sn.Spec)
+	if err != nil {
+		return nil, err
+	}
+	return &Task{Manifest: m, Dir: dir, Supernet: sn, Labels: labels, Archive: arch}, nil
+}
+
+// LoadAll loads every task folder under root (folders holding a task.json), sorted by name.
+// A broken task is an error: serving a subset silently would hide it.
+func LoadAll(root string) ([]*Task, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var tasks []*Task
+	seen := map[string]string{}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
+			continue
+		}
+		t, err := Load(dir)
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", e.Name(), err)
+		}
+		if prev, dup := seen[t.Name]; dup {
+			return nil, fmt.Errorf("task name %q used by both %s and %s", t.Name, prev, dir)
+		}
+		seen[t.Name] = dir
+		tasks = append(tasks, t)
+	}
+	sort.Slice(tasks, func(i, j int) bool { return tasks[i].Name < tasks[j].Name })
+	return tasks, nil
+}
+
+// Save writes a task folder (manifest, supernet, labels, archive).
+func Save(dir string, t *Task, opt supernet.SaveOptions) error {
+	if !ValidName(t.Name) {
+		return fmt.Errorf("task name %q must match %s", t.Name, nameRE)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(dir, ManifestFile), t.Manifest); err != nil {
+		return err
+	}
+	if err := t.Supernet.Save(filepath.Join(dir, SupernetFile), opt); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, LabelsFile), []byte(strings.Join(t.Labels, "\n")+"\n")); err != nil {
+		return err
+	}
+	a := t.Archive
+	if a == nil {
+		a = &Archive{}
+	}
+	return a.Save(filepath.Join(dir, ArchiveFile))
+}
+
+// maxLabels bounds label files; no classification task here has more.
+const maxLabels = 100000
+
+// ReadLabels reads one label per line; blank trailing lines are ignored, blank labels are errors.
+func ReadLabels(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n"), "\n")
+	if len(lines) > maxLabels {
+		return nil, fmt.Errorf("%s: %d labels, more than %d", path, len(lines), maxLabels)
+	}
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+		if lines[i] == "" {
+			return nil, fmt.Errorf("%s:%d: empty label", path, i+1)
+		}
+	}
+	return lines, nil
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFile(path, append(data, '\n'))
+}
+
+// writeFile replaces path atomically, so a killed run never leaves half a file.
+func writeFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
