@@ -1,0 +1,142 @@
+package onnxrt
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestResolveLibraryPath(t *testing.T) {
+	root := t.TempDir()
+	mk := func(rel string) string {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("\x7fELF"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	repoLib := mk(filepath.Join("repo", LibraryRelPath))
+	exeLib := mk(filepath.Join("deploy", LibraryRelPath))
+	explicit := mk("custom/libonnxruntime.so.1")
+	fromEnv := mk("env/libonnxruntime.so.1")
+	pkgDir := filepath.Join(root, "repo", "onnxrt")
+	exeDir := filepath.Join(root, "deploy", "bin")
+	empty := filepath.Join(root, "empty")
+	for _, d := range []string{pkgDir, exeDir, empty} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	tests := []struct {
+		name     string
+		explicit string
+		env      string
+		starts   []string
+		want     string // "" means ErrLibraryNotFound
+	}{
+		{"explicit_wins", explicit, fromEnv, []string{pkgDir}, explicit},
+		{"env_next", "", fromEnv, []string{pkgDir}, fromEnv},
+		{"cwd_walk_up", "", "", []string{pkgDir, exeDir}, repoLib},
+		{"exe_dir_walk_up", "", "", []string{empty, exeDir}, exeLib},
+		{"explicit_missing_no_fallback", filepath.Join(root, "nope.so"), fromEnv, []string{pkgDir}, ""},
+		{"env_missing_no_fallback", "", filepath.Join(root, "nope.so"), []string{pkgDir}, ""},
+		{"explicit_is_dir", filepath.Join(root, "custom"), "", nil, ""},
+		{"nothing", "", "", []string{empty}, ""},
+		{"no_starts", "", "", nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := resolveLibraryPath(tc.explicit, tc.env, tc.starts)
+			if tc.want == "" {
+				if !errors.Is(err, ErrLibraryNotFound) {
+					t.Fatalf("got %q, %v; want ErrLibraryNotFound", got, err)
+				}
+				// The error must tell the operator how to fix it.
+				for _, hint := range []string{"scripts/install-onnxruntime.sh", LibraryEnvVar} {
+					if !strings.Contains(err.Error(), hint) {
+						t.Errorf("error %q lacks %q", err, hint)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := absClean(tc.want); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestNewEnvMissingLibrary(t *testing.T) {
+	_, err := NewEnv(Config{LibraryPath: filepath.Join(t.TempDir(), "libonnxruntime.so.1")})
+	if !errors.Is(err, ErrLibraryNotFound) {
+		t.Fatalf("err = %v, want ErrLibraryNotFound", err)
+	}
+	if !strings.Contains(err.Error(), "scripts/install-onnxruntime.sh") || !strings.Contains(err.Error(), "ONNXRUNTIME_LIB") {
+		t.Fatalf("error does not say how to install: %v", err)
+	}
+}
+
+func TestNewEnvOnePerProcess(t *testing.T) {
+	lib := requireLibrary(t)
+	a, err := NewEnv(Config{LibraryPath: lib, IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Version() != RequiredVersion {
+		t.Errorf("loaded onnxruntime %q, want %q", a.Version(), RequiredVersion)
+	}
+	// Same library again (found by search this time): fine, different settings allowed.
+	b, err := NewEnv(Config{IntraOpThreads: 2})
+	if err != nil {
+		t.Fatalf("second Env with the same library: %v", err)
+	}
+	if a.LibraryPath() != b.LibraryPath() {
+		t.Fatalf("library paths differ: %s vs %s", a.LibraryPath(), b.LibraryPath())
+	}
+	// Another file: refused before anything is loaded.
+	other := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
+	if err := os.WriteFile(other, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewEnv(Config{LibraryPath: other}); !errors.Is(err, ErrOtherLibrary) {
+		t.Fatalf("Env with another library: err = %v, want ErrOtherLibrary", err)
+	}
+
+	s, err := b.NewSession(tinyModel(t, 3, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err == nil {
+		t.Error("Close with an open session should report it")
+	}
+	if _, err := b.NewSession(tinyModel(t, 3, nil)); !errors.Is(err, ErrClosed) {
+		t.Errorf("NewSession on a closed Env: %v, want ErrClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.LiveSessions(); n != 0 {
+		t.Fatalf("live sessions = %d after Close", n)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNewEnvRejectsNegative(t *testing.T) {
+	if _, err := NewEnv(Config{IntraOpThreads: -1}); err == nil {
+		t.Fatal("negative thread count accepted")
+	}
+}
