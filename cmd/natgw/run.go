@@ -43,7 +43,12 @@ func commands() []command {
 		{"subnet info", "print a subnet's canonical arch, MAdds and params as JSON", cmdSubnetInfo},
 		{"subnet forward", "run a subnet on raw float32 NCHW input, write raw float32 logits", cmdSubnetForward},
 		{"supernet convert", "convert a checkpoint between OFA .pth and natgw's native format", cmdSupernetConvert},
+		{"serve", "run the gateway (REST API, ONNX downloads, inference, OIP v2, metrics)", cmdServe},
 		{"supernet info", "describe a checkpoint: spec, tensors, metadata", cmdSupernetInfo},
+		{"export", "export a subnet to ONNX with task, labels and preprocessing metadata", cmdExport},
+		{"infer", "classify an image with an exported ONNX model (top-k labels and probabilities)", cmdInfer},
+		{"search", "NAT search: measure subnets on a data set into a resumable archive", cmdSearch},
+		{"front", "print an archive's accuracy/MAdds front as JSON, optionally plot it", cmdFront},
 	}
 }
 

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/natgw/natgw/cache"
+	"github.com/natgw/natgw/gateway"
+	"github.com/natgw/natgw/onnxrt"
+	"github.com/natgw/natgw/task"
+)
+
+// version is natgw's version, recorded in exported models; set with -ldflags "-X main.version=...".
+var version = "devel"
+
+// envFlags registers flags whose defaults come from environment variables when set.
+type envFlags struct {
+	fs   *flag.FlagSet
+	errs []error
+}
+
+func (e *envFlags) env(name string) (string, bool) { return os.LookupEnv(name) }
+
+func (e *envFlags) String(name, envName, def, usage string) *string {
+	if v, ok := e.env(envName); ok {
+		def = v
+	}
+	return e.fs.String(name, def, usage+" (env "+envName+")")
+}
+
+func (e *envFlags) Int(name, envName string, def int, usage string) *int {
+	if v, ok := e.env(envName); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: not an integer", envName, v))
+		}
+		def = n
+	}
+	return e.fs.Int(name, def, usage+" (env "+envName+")")
+}
+
+func (e *envFlags) Int64(name, envName string, def int64, usage string) *int64 {
+	if v, ok := e.env(envName); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: not an integer", envName, v))
+		}
+		def = n
+	}
+	return e.fs.Int64(name, def, usage+" (env "+envName+")")
+}
+
+func (e *envFlags) Duration(name, envName string, def time.Duration, usage string) *time.Duration {
+	if v, ok := e.env(envName); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: not a duration", envName, v))
+		}
+		def = d
+	}
+	return e.fs.Duration(name, def, usage+" (env "+envName+")")
+}
+
+func (e *envFlags) Bool(name, envName string, def bool, usage string) *bool {
+	if v, ok := e.env(envName); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s=%q: not a boolean", envName, v))
+		}
+		def = b
+	}
+	return e.fs.Bool(name, def, usage+" (env "+envName+")")
+}
+
+func cmdServe(ctx context.Context, env *cli, args []string) error {
+	fs := newFlags(env, "serve")
+	e := &envFlags{fs: fs}
+	addr := e.String("addr", "NATGW_ADDR", ":8080", "listen address")
+	models := e.String("models", "NATGW_MODELS", "models", "folder of task folders to serve")
+	redisURL := e.String("redis", "NATGW_REDIS_URL", "", "Redis URL for the shared cache tier and cross-replica locks (empty: in-memory only)")
+	cacheBytes := e.Int64("cache-bytes", "NATGW_CACHE_BYTES", gateway.DefaultCacheBytes, "in-memory cache tier size in bytes")
+	ortLib := e.String("ort-lib", "ONNXRUNTIME_LIB", "", "path of libonnxruntime.so.1 (default: search, see scripts/install-onnxruntime.sh)")
+	ortThreads := e.Int("ort-threads", "NATGW_ORT_THREADS", 2, "onnxruntime intra-op threads per session")
+	maxSessions := e.Int("max-sessions", "NATGW_MAX_SESSIONS", onnxrt.DefaultMaxSessions, "onnxruntime sessions kept resident")
+	sessionBytes := e.Int64("session-bytes", "NATGW_SESSION_BYTES", onnxrt.DefaultMaxBytes, "model bytes kept resident in sessions")
+	maxBatch := e.Int("max-batch", "NATGW_MAX_BATCH", 16, "images per onnxruntime run (1 disables dynamic batching)")
+	batchDelay := e.Duration("batch-delay", "NATGW_BATCH_DELAY", 2*time.Millisecond, "how long a request waits for others to batch with")
+	queue := e.Int("queue", "NATGW_QUEUE", 256, "inference requests waiting per model before 503")
+	maxBody := e.Int64("max-body", "NATGW_MAX_BODY", gateway.DefaultMaxBodyBytes, "largest request body in bytes (413 beyond)")
+	maxPixels := e.Int64("max-pixels", "NATGW_MAX_PIXELS", gateway.DefaultMaxPixels, "largest image in pixels (413 beyond)")
+	shutdownDelay := e.Duration("shutdown-delay", "NATGW_SHUTDOWN_DELAY", 0, "time between turning readiness off and draining, for load balancers to notice")
+	shutdownTimeout := e.Duration("shutdown-timeout", "NATGW_SHUTDOWN_TIMEOUT", 20*time.Second, "longest wait for in-flight requests on shutdown")
+	logLevel := e.String("log-level", "NATGW_LOG_LEVEL", "info", "debug, info, warn or error")
+	accessLog := e.Bool("access-log", "NATGW_ACCESS_LOG", true, "log one line per request")
+	if err := parse(fs, args); err != nil {
+		return helpOK(err)
+	}
+	if err := errors.Join(e.errs...); err != nil {
+		return usageError{err.Error()}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError{fmt.Sprintf("--log-level %q: %v", *logLevel, err)}
+	}
+	log := slog.New(slog.NewJSONHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+
+	tasks, err := loadTasks(*models, log)
+	if err != nil {
+		return err
+	}
+	cfg := gateway.Config{
+		Tasks: tasks, CacheBytes: *cacheBytes, Logger: log, Version: version,
+		MaxBodyBytes: *maxBody, MaxPixels: *maxPixels, AccessLog: *accessLog,
+		Batch: gateway.BatchConfig{MaxBatch: *maxBatch, MaxDelay: *batchDelay, Queue: *queue},
+	}
+	if *redisURL != "" {
+		r, err := cache.NewRedis(cache.RedisOptions{URL: *redisURL, Prefix: "natgw:", ReadTimeout: time.Second, WriteTimeout: time.Second})
+		if err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
+		defer r.Close()
+		cfg.Redis = r
+		log.Info("redis cache tier", "url", redactURL(*redisURL))
+	}
+	ortEnv, err := onnxrt.NewEnv(onnxrt.Config{LibraryPath: *ortLib, IntraOpThreads: *ortThreads, InterOpThreads: 1})
+	if err != nil {
+		log.Warn("inference disabled", "err", err)
+	} else {
+		sessions := onnxrt.NewCache(ortEnv, *maxSessions, *sessionBytes)
+		defer sessions.Close()
+		cfg.Sessions, cfg.LiveSessions = sessions, ortEnv.LiveSessions
+		log.Info("onnxruntime", "library", ortEnv.LibraryPath(), "version", ortEnv.Version())
+	}
+	gw, err := gateway.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           gw.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	gw.SetReady(true)
+	log.Info("serving", "addr", ln.Addr().String(), "tasks", len(tasks), "ready", gw.Ready())
+	fmt.Fprintf(env.stdout, "natgw listening on %s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Readiness goes first so that balancers stop sending before we drain.
+	gw.SetReady(false)
+	log.Info("shutting down: readiness off, draining", "delay", *shutdownDelay)
+	time.Sleep(*shutdownDelay)
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	gw.Close()
+	log.Info("stopped", "err", err)
+	return err
+}
+
+// loadTasks loads every task under dir; a missing or empty folder serves nothing (and the
+// gateway reports itself not ready), a broken task stops the start.
+func loadTasks(dir string, log *slog.Logger) ([]*task.Task, error) {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		log.Warn("no task folder: serving no tasks, not ready", "models", dir)
+		return nil, nil
+	}
+	tasks, err := task.LoadAll(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(tasks) == 0 {
+		log.Warn("no tasks found: serving none, not ready", "models", dir)
+	}
+	for _, t := range tasks {
+		log.Info("task loaded", "task", t.Name, "spec", t.Supernet.Spec.Name, "supernet", t.SupernetVersion(),
+			"archive", t.Archive.Len(), "calibration_images", len(t.Calib))
+	}
+	return tasks, nil
+}
+
+// redactURL hides a password in a Redis URL for logs.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparseable)"
+}

@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// BatchConfig tunes dynamic batching of inference.
+type BatchConfig struct {
+	MaxBatch int           // images per onnxruntime run; 1 turns batching off
+	MaxDelay time.Duration // how long the first request of a batch waits for company
+	Queue    int           // requests waiting per model; beyond it requests get 503
+}
+
+func (b BatchConfig) withDefaults() BatchConfig {
+	if b.MaxBatch < 1 {
+		b.MaxBatch = 16
+	}
+	if b.MaxDelay < 0 {
+		b.MaxDelay = 0
+	}
+	if b.Queue < 1 {
+		b.Queue = 256
+	}
+	return b
+}
+
+// batcherIdle is how long a model's batcher goroutine lingers with nothing to do.
+const batcherIdle = 2 * time.Second
+
+type inferReq struct {
+	ctx  context.Context
+	x    []float32
+	n    int
+	enq  time.Time
+	done chan inferRes
+}
+
+type inferRes struct {
+	y   []float32
+	err error
+}
+
+// batcher gathers requests for one model into onnxruntime runs.
+type batcher struct {
+	s     *Server
+	id    string
+	res   int
+	imgSz int // floats per image
+	queue chan *inferReq
+}
+
+// infer runs n images (x is [n,3,R,R]) through model id, batched with concurrent requests.
+func (s *Server) infer(ctx context.Context, info ModelInfo, x []float32, n int) ([]float32, error) {
+	if s.sessions == nil {
+		return nil, &apiError{errNotReady, "inference is disabled: onnxruntime is not configured"}
+	}
+	if n > s.cfg.Batch.MaxBatch {
+		return nil, badRequest("batch of %d images, at most %d per request", n, s.cfg.Batch.MaxBatch)
+	}
+	r := &inferReq{ctx: ctx, x: x, n: n, enq: time.Now(), done: make(chan inferRes, 1)}
+	s.batchMu.Lock()
+	b := s.batchers[info.ID]
+	if b == nil {
+		b = &batcher{s: s, id: info.ID, res: info.Resolution, imgSz: 3 * info.Resolution * info.Resolution, queue: make(chan *inferReq, s.cfg.Batch.Queue)}
+		s.batchers[info.ID] = b
+		s.batchWG.Add(1)
+		go b.loop()
+	}
+	select {
+	case b.queue <- r:
+	default:
+		s.batchMu.Unlock()
+		return nil, &apiError{errOverloaded, fmt.Sprintf("inference queue for model %s is full (%d waiting); retry shortly", info.ID, s.cfg.Batch.Queue)}
+	}
+	s.batchMu.Unlock()
+	select {
+	case res := <-r.done:
+		return res.y, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (b *batcher) loop() {
+	defer b.s.batchWG.Done()
+	cfg := b.s.cfg.Batch
+	var carry *inferReq
+	idle := time.NewTimer(batcherIdle)
+	defer idle.Stop()
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			idle.Reset(batcherIdle)
+			select {
+			case first = <-b.queue:
+			case <-idle.C:
+				if b.retire() {
+					return
+				}
+				continue
+			case <-b.s.stop:
+				b.drain()
+				return
+			}
+		}
+		batch := []*inferReq{first}
+		total := first.n
+		deadline := time.NewTimer(cfg.MaxDelay)
+	gather:
+		for total < cfg.MaxBatch {
+			select {
+			case r := <-b.queue:
+				if total+r.n > cfg.MaxBatch {
+					carry = r
+					break gather
+				}
+				batch = append(batch, r)
+				total += r.n
+			case <-deadline.C:
+				break gather
+			}
+		}
+		deadline.Stop()
+		b.run(batch, total)
+	}
+}
+
+// retire removes an idle batcher; false when a request slipped in meanwhile.
+func (b *batcher) retire() bool {
+	b.s.batchMu.Lock()
+	defer b.s.batchMu.Unlock()
+	if len(b.queue) > 0 {
+		return false
+	}
+	delete(b.s.batchers, b.id)
+	return true
+}
+
+func (b *batcher) drain() {
+	for {
+		select {
+		case r := <-b.queue:
+			r.done <- inferRes{err: &apiError{errNotReady, "shutting down"}}
+		default:
+			return
+		}
+	}
+}
+
+// run executes one batch, skipping requests whose callers already gave up.
+func (b *batcher) run(batch []*inferReq, total int) {
+	start := time.Now()
+	live := batch[:0]
+	n := 0
+	for _, r := range batch {
+		if r.ctx.Err() != nil {
+			r.done <- inferRes{err: r.ctx.Err()}
+			continue
+		}
+		b.s.metrics.queueSeconds.Observe(start.Sub(r.enq).Seconds())
+		live = append(live, r)
+		n += r.n
+	}
+	if n == 0 {
+		return
+	}
+	x := live[0].x
+	if len(live) > 1 {
+		x = make([]float32, 0, n*b.imgSz)
+		for _, r := range live {
+			x = append(x, r.x...)
+		}
+	}
+	y, err := b.runSession(live[0].ctx, x, n)
+	b.s.metrics.computeSeconds.Observe(time.Since(start).Seconds())
+	b.s.metrics.batchSize.Observe(float64(n))
+	if err != nil {
+		for _, r := range live {
+			r.done <- inferRes{err: err}
+		}
+		return
+	}
+	per := len(y) / n
+	off := 0
+	for _, r := range live {
+		r.done <- inferRes{y: y[off*per : (off+r.n)*per]}
+		off += r.n
+	}
+}
+
+func (b *batcher) runSession(ctx context.Context, x []float32, n int) ([]float32, error) {
+	// The batch outlives any one caller: run it on the server's context.
+	ctx = context.WithoutCancel(ctx)
+	lease, err := b.s.sessions.Get(ctx, b.id, func(ctx context.Context) ([]byte, error) { return b.s.bytes(ctx, b.id) })
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	r := int64(b.res)
+	y, _, err := lease.Session.Run(ctx, x, []int64{int64(n), 3, r, r})
+	return y, err
+}

@@ -1,0 +1,490 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/natgw/natgw/internal/testredis"
+	"github.com/natgw/natgw/preprocess"
+	"github.com/natgw/natgw/specializer"
+	"github.com/natgw/natgw/task"
+)
+
+type errBody struct {
+	Error string `json:"error"`
+}
+
+func TestModelsByBudget(t *testing.T) {
+	tk := testTask(t, "shapes")
+	ts := newTestServer(t, Config{Tasks: []*task.Task{tk}})
+	entries := tk.Archive.Snapshot()
+	lo, hi := specializer.Range(entries)
+	mid := (lo.MAdds + hi.MAdds) / 2
+
+	var m ModelInfo
+	res := ts.get(t, fmt.Sprintf("/v1/models?task=shapes&madds=%d", mid), &m)
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	want, err := specializer.Best(entries, specializer.Budget{MAdds: mid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.MAdds > mid || m.Arch.Hash() != want.Hash || len(m.ID) != 64 || m.ID != m.SHA256 || m.Accuracy.Split != "val" {
+		t.Fatalf("model %+v, want arch %s under %d", m, want.Arch, mid)
+	}
+	if m.ONNXURL != "/v1/models/"+m.ID+"/model.onnx" || m.SizeBytes <= 0 {
+		t.Fatalf("onnx url %q size %d", m.ONNXURL, m.SizeBytes)
+	}
+
+	// Every budget syntax of the same number gives the same model.
+	for _, q := range []string{fmt.Sprintf("%dk", mid/1000), fmt.Sprintf("%de0", mid)} {
+		if mid%1000 != 0 && strings.HasSuffix(q, "k") {
+			continue
+		}
+		var m2 ModelInfo
+		ts.get(t, "/v1/models?task=shapes&madds="+q, &m2)
+		if m2.ID != m.ID {
+			t.Errorf("madds=%s gave %s, want %s", q, m2.ID, m.ID)
+		}
+	}
+
+	for _, tc := range []struct {
+		query string
+		code  int
+		want  string
+	}{
+		{"task=shapes&madds=abc", 400, "malformed budget"},
+		{"task=shapes", 400, "give at least one budget"},
+		{"task=shapes&madds=-5", 400, "malformed"},
+		{"madds=300M", 400, "task is required"},
+		{"task=flowers&madds=300M", 404, "unknown task \"flowers\" (tasks: shapes)"},
+		{fmt.Sprintf("task=shapes&madds=%d", lo.MAdds-1), 422, fmt.Sprintf("feasible %d..%d", lo.MAdds, hi.MAdds)},
+		{"task=shapes&madds=300M&latency_ms=5", 422, "no latency measurements"},
+	} {
+		var e errBody
+		res := ts.get(t, "/v1/models?"+tc.query, &e)
+		if res.StatusCode != tc.code || !strings.Contains(e.Error, tc.want) {
+			t.Errorf("%s: %d %q, want %d with %q", tc.query, res.StatusCode, e.Error, tc.code, tc.want)
+		}
+	}
+}
+
+func TestBudgetSweepMonotone(t *testing.T) {
+	tk := testTask(t, "shapes")
+	ts := newTestServer(t, Config{Tasks: []*task.Task{tk}})
+	lo, hi := specializer.Range(tk.Archive.Snapshot())
+	prev := -1.0
+	for i := range 20 {
+		b := lo.MAdds + (hi.MAdds-lo.MAdds)*int64(i)/19
+		var m ModelInfo
+		if res := ts.get(t, fmt.Sprintf("/v1/models?task=shapes&madds=%d", b), &m); res.StatusCode != 200 {
+			t.Fatalf("budget %d: status %d", b, res.StatusCode)
+		}
+		if m.MAdds > b {
+			t.Fatalf("budget %d: model has %d MAdds", b, m.MAdds)
+		}
+		if m.Accuracy.ValTop1 < prev {
+			t.Fatalf("budget %d: accuracy %.4f dropped below %.4f", b, m.Accuracy.ValTop1, prev)
+		}
+		prev = m.Accuracy.ValTop1
+	}
+}
+
+func TestModelFile(t *testing.T) {
+	tk := testTask(t, "shapes")
+	ts := newTestServer(t, Config{Tasks: []*task.Task{tk}})
+	var m ModelInfo
+	ts.get(t, "/v1/models?task=shapes&madds=1G", &m)
+	res := ts.get(t, m.ONNXURL, nil)
+	body, _ := io.ReadAll(res.Body)
+	sum := sha256.Sum256(body)
+	if res.StatusCode != 200 || hex.EncodeToString(sum[:]) != m.ID || int64(len(body)) != m.SizeBytes {
+		t.Fatalf("status %d, sha %x, want %s", res.StatusCode, sum, m.ID)
+	}
+	if got := res.Header.Get("ETag"); got != `"sha256:`+m.ID+`"` {
+		t.Errorf("ETag %q", got)
+	}
+	if got := res.Header.Get("Cache-Control"); got != "public, max-age=31536000, immutable" {
+		t.Errorf("Cache-Control %q", got)
+	}
+	if got := res.Header.Get("Content-Type"); got != "application/octet-stream" {
+		t.Errorf("Content-Type %q", got)
+	}
+
+	req, _ := http.NewRequest("GET", ts.http.URL+m.ONNXURL, nil)
+	req.Header.Set("If-None-Match", `"sha256:`+m.ID+`"`)
+	r304, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r304.Body.Close()
+	if r304.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match: status %d", r304.StatusCode)
+	}
+
+	req, _ = http.NewRequest("GET", ts.http.URL+m.ONNXURL, nil)
+	req.Header.Set("Range", "bytes=10-19")
+	part, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := io.ReadAll(part.Body)
+	part.Body.Close()
+	if part.StatusCode != http.StatusPartialContent || !bytes.Equal(pb, body[10:20]) {
+		t.Errorf("Range: status %d, %d bytes", part.StatusCode, len(pb))
+	}
+
+	var info ModelInfo
+	if res := ts.get(t, "/v1/models/"+m.ID, &info); res.StatusCode != 200 || info.ID != m.ID {
+		t.Errorf("metadata: %d %+v", res.StatusCode, info)
+	}
+	for path, code := range map[string]int{
+		"/v1/models/" + strings.Repeat("0", 64):                 404,
+		"/v1/models/" + strings.Repeat("0", 64) + "/model.onnx": 404,
+		"/v1/models/..%2F..%2Fetc%2Fpasswd/model.onnx":          404, // no route: never a file path
+		"/v1/models/ABCDEF" + strings.Repeat("0", 58):           400,
+		"/v1/models/xyz": 400,
+	} {
+		var e errBody
+		if res := ts.get(t, path, &e); res.StatusCode != code || e.Error == "" {
+			t.Errorf("%s: %d %q, want %d", path, res.StatusCode, e.Error, code)
+		}
+	}
+}
+
+func TestTasksAndReadiness(t *testing.T) {
+	empty := newTestServer(t, Config{})
+	var list struct {
+		Tasks   []taskSummary `json:"tasks"`
+		Message string        `json:"message"`
+	}
+	empty.get(t, "/v1/tasks", &list)
+	if len(list.Tasks) != 0 || !strings.Contains(list.Message, "no tasks") {
+		t.Fatalf("empty gateway: %+v", list)
+	}
+	if res := empty.get(t, "/v2/health/ready", nil); res.StatusCode != 503 {
+		t.Fatalf("empty gateway ready: %d", res.StatusCode)
+	}
+
+	tk := testTask(t, "shapes")
+	ts := newTestServer(t, Config{Tasks: []*task.Task{tk}})
+	if res := ts.get(t, "/v2/health/ready", nil); res.StatusCode != 200 {
+		t.Fatalf("ready: %d", res.StatusCode)
+	}
+	ts.SetReady(false)
+	if res := ts.get(t, "/v2/health/ready", nil); res.StatusCode != 503 {
+		t.Fatalf("after SetReady(false): %d", res.StatusCode)
+	}
+	if res := ts.get(t, "/v2/health/live", nil); res.StatusCode != 200 {
+		t.Fatalf("live: %d", res.StatusCode)
+	}
+	var detail taskSummary
+	ts.get(t, "/v1/tasks/shapes", &detail)
+	lo, hi := specializer.Range(tk.Archive.Snapshot())
+	if detail.Feasible.MAdds != [2]int64{lo.MAdds, hi.MAdds} || len(detail.Front) == 0 || len(detail.Labels) != 4 {
+		t.Fatalf("task detail %+v", detail.Feasible)
+	}
+	var e errBody
+	if res := ts.get(t, "/v1/tasks/nope", &e); res.StatusCode != 404 || !strings.Contains(e.Error, "shapes") {
+		t.Fatalf("unknown task: %d %q", res.StatusCode, e.Error)
+	}
+	if res := ts.get(t, "/openapi.json", nil); res.StatusCode != 200 {
+		t.Fatalf("openapi: %d", res.StatusCode)
+	}
+	body, _ := io.ReadAll(ts.get(t, "/metrics", nil).Body)
+	for _, name := range []string{"natgw_http_request_duration_seconds", "natgw_cache_hits_total", "natgw_sessions_resident"} {
+		if !bytes.Contains(body, []byte(name)) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
+
+func TestClassifyAndOIP(t *testing.T) {
+	sessions, env := testSessions(t)
+	tk := testTask(t, "shapes")
+	ts := newTestServer(t, Config{Tasks: []*task.Task{tk}, Sessions: sessions, LiveSessions: env.LiveSessions,
+		Batch: BatchConfig{MaxBatch: 8, MaxDelay: time.Millisecond}})
+	img := testPNG(t, 99, 50, 40)
+
+	res, err := http.Post(ts.http.URL+"/v1/classify?task=shapes&madds=1G&top=3", "image/png", bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cr classifyResponse
+	decode(t, res, &cr)
+	if res.StatusCode != 200 || len(cr.Predictions) != 3 {
+		t.Fatalf("classify: %d %+v", res.StatusCode, cr)
+	}
+
+	// Multipart gives the same answer.
+	var mp bytes.Buffer
+	w := multipart.NewWriter(&mp)
+	fw, _ := w.CreateFormFile("image", "x.png")
+	fw.Write(img)
+	w.Close()
+	res, _ = http.Post(ts.http.URL+"/v1/classify?task=shapes&madds=1G&top=3", w.FormDataContentType(), &mp)
+	var cr2 classifyResponse
+	decode(t, res, &cr2)
+	if res.StatusCode != 200 || cr2.Predictions[0] != cr.Predictions[0] {
+		t.Fatalf("multipart classify: %d %+v vs %+v", res.StatusCode, cr2.Predictions, cr.Predictions)
+	}
+
+	// OIP with the same preprocessed tensor gives logits whose softmax matches.
+	decoded, err := preprocess.DecodeBytes(img, preprocess.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := tk.Preprocess(cr.Model.Resolution)
+	x := make([]float32, pp.TensorLen())
+	if err := pp.Tensor(decoded, x); err != nil {
+		t.Fatal(err)
+	}
+	r := cr.Model.Resolution
+	reqBody, _ := json.Marshal(map[string]any{
+		"id":     "req-1",
+		"inputs": []map[string]any{{"name": "input", "shape": []int{1, 3, r, r}, "datatype": "FP32", "data": x}},
+	})
+	res, _ = http.Post(ts.http.URL+"/v2/models/"+cr.Model.ID+"/infer", "application/json", bytes.NewReader(reqBody))
+	var out struct {
+		ID      string `json:"id"`
+		Outputs []struct {
+			Name  string    `json:"name"`
+			Shape []int64   `json:"shape"`
+			Data  []float32 `json:"data"`
+		} `json:"outputs"`
+	}
+	decode(t, res, &out)
+	if res.StatusCode != 200 || out.ID != "req-1" || len(out.Outputs) != 1 || len(out.Outputs[0].Data) != 4 {
+		t.Fatalf("infer: %d %+v", res.StatusCode, out)
+	}
+	p := softmax(out.Outputs[0].Data)
+	for _, pr := range cr.Predictions {
+		if math.Abs(p[pr.Index]-pr.Probability) > 1e-6 {
+			t.Fatalf("OIP probability %v vs classify %v", p[pr.Index], pr.Probability)
+		}
+	}
+
+	// Triton's classification extension.
+	reqBody, _ = json.Marshal(map[string]any{
+		"inputs":  []map[string]any{{"name": "input", "shape": []int{1, 3, r, r}, "datatype": "FP32", "data": x}},
+		"outputs": []map[string]any{{"name": "logits", "parameters": map[string]any{"classification": 2}}},
+	})
+	res, _ = http.Post(ts.http.URL+"/v2/models/"+cr.Model.ID+"/infer", "application/json", bytes.NewReader(reqBody))
+	var cls struct {
+		Outputs []struct {
+			Datatype string   `json:"datatype"`
+			Data     []string `json:"data"`
+		} `json:"outputs"`
+	}
+	decode(t, res, &cls)
+	if res.StatusCode != 200 || cls.Outputs[0].Datatype != "BYTES" || len(cls.Outputs[0].Data) != 2 ||
+		!strings.HasSuffix(cls.Outputs[0].Data[0], fmt.Sprintf(":%d:%s", cr.Predictions[0].Index, cr.Predictions[0].Label)) {
+		t.Fatalf("classification: %d %+v", res.StatusCode, cls)
+	}
+
+	var meta map[string]any
+	if res := ts.get(t, "/v2/models/"+cr.Model.ID, &meta); res.StatusCode != 200 || meta["platform"] != "onnxruntime_onnx" {
+		t.Fatalf("OIP metadata %d %v", res.StatusCode, meta)
+	}
+	if res := ts.get(t, "/v2/models/"+cr.Model.ID+"/ready", nil); res.StatusCode != 200 {
+		t.Fatalf("OIP ready %d", res.StatusCode)
+	}
+
+	// Concurrent classify requests batch together and all succeed.
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := http.Post(ts.http.URL+"/v1/classify?task=shapes&madds=1G", "image/png", bytes.NewReader(img))
+			if err != nil || res.StatusCode != 200 {
+				failed.Add(1)
+			}
+			if res != nil {
+				res.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d concurrent classify requests failed", failed.Load())
+	}
+
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+		code     int
+	}{
+		{"not an image", "image/png", []byte("hello"), 400},
+		{"empty", "image/png", nil, 400},
+	} {
+		res, _ := http.Post(ts.http.URL+"/v1/classify?task=shapes&madds=1G", tc.ct, bytes.NewReader(tc.body))
+		var e errBody
+		decode(t, res, &e)
+		if res.StatusCode != tc.code || e.Error == "" {
+			t.Errorf("%s: %d %q", tc.name, res.StatusCode, e.Error)
+		}
+	}
+}
+
+func TestLimits(t *testing.T) {
+	tk := testTask(t, "shapes")
+	ts := newTestServer(t, Config{Tasks: []*task.Task{tk}, MaxBodyBytes: 1000, MaxPixels: 100})
+	big := testPNG(t, 1, 200, 200)
+	res, _ := http.Post(ts.http.URL+"/v1/classify?task=shapes&madds=1G", "image/png", bytes.NewReader(big))
+	var e errBody
+	decode(t, res, &e)
+	if res.StatusCode != 413 {
+		t.Fatalf("oversized body: %d %q", res.StatusCode, e.Error)
+	}
+	small := testPNG(t, 1, 20, 20) // 400 pixels > 100, under the byte limit
+	if len(small) >= 1000 {
+		t.Skipf("test PNG is %d bytes", len(small))
+	}
+	res, _ = http.Post(ts.http.URL+"/v1/classify?task=shapes&madds=1G", "image/png", bytes.NewReader(small))
+	decode(t, res, &e)
+	if res.StatusCode != 413 {
+		t.Fatalf("too many pixels: %d %q", res.StatusCode, e.Error)
+	}
+}
+
+// TestOneSpecializationAcrossReplicas: 200 concurrent identical cold requests split over two
+// gateways sharing one Redis specialize exactly once.
+func TestOneSpecializationAcrossReplicas(t *testing.T) {
+	rs := testredis.Start(t)
+	tk := testTask(t, "shapes")
+	a := newTestServer(t, Config{Tasks: []*task.Task{tk}, Redis: newRedis(t, rs.URL())})
+	b := newTestServer(t, Config{Tasks: []*task.Task{tk}, Redis: newRedis(t, rs.URL())})
+	var wg sync.WaitGroup
+	ids := make([]string, 200)
+	codes := make([]int, 200)
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv := a
+			if i%2 == 1 {
+				srv = b
+			}
+			res, err := http.Get(srv.http.URL + "/v1/models?task=shapes&madds=2M")
+			if err != nil {
+				return
+			}
+			var m ModelInfo
+			json.NewDecoder(res.Body).Decode(&m)
+			res.Body.Close()
+			ids[i], codes[i] = m.ID, res.StatusCode
+		}()
+	}
+	wg.Wait()
+	for i := range ids {
+		if codes[i] != 200 || ids[i] != ids[0] {
+			t.Fatalf("request %d: status %d id %s, first id %s", i, codes[i], ids[i], ids[0])
+		}
+	}
+	if n := a.Specializations() + b.Specializations(); n != 1 {
+		t.Fatalf("%v specializations across both replicas, want exactly 1", n)
+	}
+	// The model file is served by the replica that did not produce it, through Redis.
+	res := b.get(t, "/v1/models/"+ids[0]+"/model.onnx", nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("model file from the other replica: %d", res.StatusCode)
+	}
+}
+
+// TestRedisOutage: stopping Redis mid-loop fails no request for models already produced;
+// after a restart the gateway writes to Redis again.
+func TestRedisOutage(t *testing.T) {
+	rs := testredis.Start(t)
+	tk := testTask(t, "shapes")
+	redis := newRedis(t, rs.URL())
+	ts := newTestServer(t, Config{Tasks: []*task.Task{tk}, Redis: redis})
+	var m ModelInfo
+	ts.get(t, "/v1/models?task=shapes&madds=1G", &m)
+	failures := 0
+	for i := range 300 {
+		if i == 100 {
+			rs.Stop()
+		}
+		for _, path := range []string{"/v1/models?task=shapes&madds=1G", m.ONNXURL} {
+			res, err := http.Get(ts.http.URL + path)
+			if err != nil || res.StatusCode != 200 {
+				failures++
+			}
+			if res != nil {
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+		}
+	}
+	if failures != 0 {
+		t.Fatalf("%d requests failed while Redis was down", failures)
+	}
+	rs.Restart()
+	// A new budget is produced and written through to Redis once the breaker lets it back.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var m2 ModelInfo
+		budget := fmt.Sprintf("%d", 500_000+time.Now().UnixNano()%1000)
+		res := ts.get(t, "/v1/models?task=shapes&madds=1G&params="+budget, &m2)
+		if res.StatusCode != 200 && res.StatusCode != 422 {
+			t.Fatalf("after restart: %d", res.StatusCode)
+		}
+		ctx := context.Background()
+		n, err := redis.Client().DBSize(ctx).Result()
+		if err == nil && n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis not used again after restart (dbsize %d, err %v)", n, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func FuzzDecodeOIP(f *testing.F) {
+	f.Add([]byte(`{"inputs":[{"name":"input","shape":[1,3,2,2],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,10,11,12]}]}`))
+	f.Add([]byte(`{"inputs":[{"name":"input","shape":[1,3,2,2],"datatype":"FP32","data":[[[[1,2],[3,4]],[[5,6],[7,8]],[[9,10],[11,12]]]]}],"outputs":[{"name":"logits","parameters":{"classification":2}}]}`))
+	f.Add([]byte(`{"inputs":[]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		x, n, k, _, err := decodeOIP(body, 2, 4)
+		if err != nil {
+			return
+		}
+		if n < 1 || n > 4 || len(x) != n*12 || k < 0 || k > maxTop {
+			t.Fatalf("accepted n=%d len=%d k=%d", n, len(x), k)
+		}
+	})
+}
+
+func FuzzReadImage(f *testing.F) {
+	f.Add(testPNG(f, 1, 8, 8), "image/png")
+	f.Add([]byte("--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\nabc\r\n--x--\r\n"), "multipart/form-data; boundary=x")
+	s, err := New(Config{MaxPixels: 1 << 16, MaxBodyBytes: 1 << 16})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, ct string) {
+		c, req := newContext(body, ct)
+		img, err := s.readImage(c)
+		if err == nil && (img.W*img.H > 1<<16 || len(img.Pix) != 3*img.W*img.H) {
+			t.Fatalf("accepted %dx%d", img.W, img.H)
+		}
+		_ = req
+	})
+}

@@ -1,0 +1,211 @@
+// Package gateway is natgw's HTTP service (gin): it resolves budgets to specialized
+// subnets, serves their ONNX files, classifies images with onnxruntime behind dynamic
+// batching, speaks the Open Inference Protocol v2, and exports Prometheus metrics.
+//
+// A request flows one way: budget → canonical arch (Resolver over the task's archive) →
+// ONNX bytes (exporter) → cache (memory, optionally Redis) → onnxruntime session.
+package gateway
+
+import (
+	_ "embed"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/natgw/natgw/cache"
+	"github.com/natgw/natgw/onnxrt"
+	"github.com/natgw/natgw/preprocess"
+	"github.com/natgw/natgw/task"
+)
+
+// Config holds the gateway's dependencies and limits.
+type Config struct {
+	Tasks []*task.Task
+	// Redis is the shared cache tier and cross-replica lock; nil keeps everything in memory.
+	Redis *cache.Redis
+	// CacheBytes caps the in-memory cache tier.
+	CacheBytes int64
+	// Sessions runs models; nil disables inference (classify and OIP infer answer 503).
+	Sessions *onnxrt.Cache
+	// LiveSessions reports resident onnxruntime sessions for the metrics; may be nil.
+	LiveSessions func() int64
+	// Resolver picks subnets for budgets; nil answers from each task's archive.
+	Resolver Resolver
+	Logger   *slog.Logger
+	Version  string
+
+	MaxBodyBytes int64 // request bodies (images, OIP tensors)
+	MaxPixels    int64 // decoded image size
+	Batch        BatchConfig
+	ResolveTTL   time.Duration // budget → model mappings
+	ModelTTL     time.Duration // model bytes and metadata
+	AccessLog    bool
+}
+
+// Defaults for zero Config fields.
+const (
+	DefaultCacheBytes   = 512 << 20
+	DefaultMaxBodyBytes = 16 << 20
+	DefaultMaxPixels    = 40_000_000
+	DefaultResolveTTL   = time.Hour
+	DefaultModelTTL     = 7 * 24 * time.Hour
+)
+
+// Server is the gateway. Create it with New; serve Handler; call Close when done.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	tasks    map[string]*task.Task
+	names    []string
+	resolver Resolver
+	cache    *cache.Tiered
+	group    *cache.Group
+	sessions *onnxrt.Cache
+	metrics  *metrics
+	engine   *gin.Engine
+	ready    atomic.Bool
+
+	batchMu  sync.Mutex
+	batchers map[string]*batcher
+	batchWG  sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+// New builds a gateway. It is not ready until SetReady(true).
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxPixels <= 0 {
+		cfg.MaxPixels = DefaultMaxPixels
+	}
+	if cfg.ResolveTTL <= 0 {
+		cfg.ResolveTTL = DefaultResolveTTL
+	}
+	if cfg.ModelTTL <= 0 {
+		cfg.ModelTTL = DefaultModelTTL
+	}
+	cfg.Batch = cfg.Batch.withDefaults()
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, tasks: map[string]*task.Task{}, resolver: cfg.Resolver,
+		sessions: cfg.Sessions, batchers: map[string]*batcher{}, stop: make(chan struct{}),
+	}
+	if s.resolver == nil {
+		s.resolver = archiveResolver{}
+	}
+	for _, t := range cfg.Tasks {
+		if _, dup := s.tasks[t.Name]; dup {
+			return nil, errors.New("gateway: task " + t.Name + " given twice")
+		}
+		s.tasks[t.Name] = t
+		s.names = append(s.names, t.Name)
+	}
+	sort.Strings(s.names)
+	live := func() float64 {
+		if cfg.LiveSessions == nil {
+			return 0
+		}
+		return float64(cfg.LiveSessions())
+	}
+	s.metrics = newMetrics(live)
+	local, err := cache.NewMemory(cache.MemoryOptions{MaxBytes: cfg.CacheBytes})
+	if err != nil {
+		return nil, err
+	}
+	topts := cache.TieredOptions{Local: local, Logger: cfg.Logger, Metrics: s.metrics.cache}
+	if cfg.Redis != nil {
+		topts.Remote = cfg.Redis
+	}
+	if s.cache, err = cache.NewTiered(topts); err != nil {
+		return nil, err
+	}
+	if s.group, err = cache.NewGroup(cache.GroupOptions{Cache: s.cache, Logger: cfg.Logger, Metrics: s.metrics.cache}); err != nil {
+		return nil, err
+	}
+	s.engine = s.routes()
+	return s, nil
+}
+
+// Handler is the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// SetReady turns readiness on or off; shutdown turns it off before draining.
+func (s *Server) SetReady(v bool) { s.ready.Store(v && len(s.tasks) > 0) }
+
+// Ready reports readiness: tasks loaded and not shutting down.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// Close stops the batchers (pending requests get 503). Call after the HTTP server drained.
+func (s *Server) Close() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.batchWG.Wait()
+}
+
+// Specializations is the number of budgets this server resolved and exported itself.
+func (s *Server) Specializations() float64 {
+	var total float64
+	for _, name := range s.names {
+		total += counterValue(s.metrics.specializations.WithLabelValues(name))
+	}
+	return total
+}
+
+func (s *Server) imageLimits() preprocess.Limits {
+	return preprocess.Limits{MaxPixels: s.cfg.MaxPixels, MaxBytes: s.cfg.MaxBodyBytes}
+}
+
+//go:embed openapi.json
+var openapiJSON []byte
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.observe())
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, gin.H{"error": "no route " + c.Request.Method + " " + c.Request.URL.Path})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, gin.H{"error": "method " + c.Request.Method + " not allowed on " + c.Request.URL.Path})
+	})
+	r.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openapiJSON) })
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
+
+	v1 := r.Group("/v1")
+	v1.GET("/tasks", s.wrap(s.listTasks))
+	v1.GET("/tasks/:task", s.wrap(s.getTask))
+	v1.GET("/models", s.wrap(s.getModelByBudget))
+	v1.GET("/models/:id", s.wrap(s.getModel))
+	v1.GET("/models/:id/model.onnx", s.wrap(s.getModelFile))
+	v1.HEAD("/models/:id/model.onnx", s.wrap(s.getModelFile))
+	v1.POST("/classify", s.wrap(s.classify))
+
+	v2 := r.Group("/v2")
+	v2.GET("", s.wrap(s.oipServer))
+	v2.GET("/health/live", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"live": true}) })
+	v2.GET("/health/ready", func(c *gin.Context) {
+		code := http.StatusOK
+		if !s.Ready() {
+			code = http.StatusServiceUnavailable
+		}
+		c.JSON(code, gin.H{"ready": s.Ready()})
+	})
+	v2.GET("/models/:id", s.wrap(s.oipModel))
+	v2.GET("/models/:id/ready", s.wrap(s.oipModelReady))
+	v2.POST("/models/:id/infer", s.wrap(s.oipInfer))
+	return r
+}
