@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	"github.com/natgw/natgw/exporter"
+	"github.com/natgw/natgw/onnxrt"
+	"github.com/natgw/natgw/preprocess"
+	"github.com/natgw/natgw/supernet"
+)
+
+// Bounds on files the commands read whole: a labels file and an ONNX model.
+const (
+	maxLabelsBytes = 16 << 20
+	maxModelBytes  = 2 << 30
+)
+
+func cmdExport(ctx context.Context, env *cli, args []string) error {
+	fs := newFlags(env, "export")
+	ckpt := fs.String("supernet", "", "supernet checkpoint (OFA .pth or natgw native)")
+	arch := fs.String("arch", "", `arch as OFA JSON {"ks":[...],"e":[...],"d":[...],"r":R} or @file.json`)
+	out := fs.String("out", "", "ONNX file to write")
+	task := fs.String("task", exporter.DefaultTask, "task name recorded in the model's metadata")
+	labelsPath := fs.String("labels", "", "file with one class label per line, in logit order (default class_0, class_1, ...)")
+	ppArg := fs.String("preprocess", "", "eval preprocessing as preprocess.Spec JSON or @file.json; fields given override the default (whole image resized to R×R, ImageNet mean/std)")
+	if err := parse(fs, args, "supernet", "arch", "out"); err != nil {
+		return helpOK(err)
+	}
+	var labels []string
+	if *labelsPath != "" {
+		var err error
+		if labels, err = readLabels(*labelsPath); err != nil {
+			return err
+		}
+	}
+	sn, sub, err := loadSubnet(*ckpt, *arch)
+	if err != nil {
+		return err
+	}
+	if labels != nil && len(labels) != sub.Classifier.Out {
+		return fmt.Errorf("labels %s: %d labels, but the supernet has %d classes", *labelsPath, len(labels), sub.Classifier.Out)
+	}
+	pp := preprocess.DefaultSpec(sub.Resolution)
+	if *ppArg != "" {
+		if pp, err = readPreprocess(*ppArg, pp); err != nil {
+			return err
+		}
+	}
+	id, version, err := supernetProvenance(sn, *ckpt)
+	if err != nil {
+		return err
+	}
+	model, err := exporter.Export(sub, exporter.Options{
+		Task: *task, Labels: labels, Preprocess: &pp,
+		SupernetID: id, SupernetVersion: version, ProducerVersion: producerVersion(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(*out, model); err != nil {
+		return err
+	}
+	c := sub.Count()
+	fmt.Fprintf(env.stderr, "wrote %s: %d bytes, arch %s, r %d, %d MAdds, %d params, %d classes\n",
+		*out, len(model), sub.Arch.Hash()[:12], sub.Resolution, c.MAdds, c.Params, sub.Classifier.Out)
+	return nil
+}
+
+// readLabels reads one label per line; a final newline and CRLF line ends are accepted.
+func readLabels(path string) ([]string, error) {
+	data, err := readFileLimited(path, maxLabelsBytes)
+	if err != nil {
+		return nil, fmt.Errorf("labels: %w", err)
+	}
+	text := strings.TrimSuffix(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	if text == "" {
+		return nil, fmt.Errorf("labels %s: empty file", path)
+	}
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			return nil, fmt.Errorf("labels %s: line %d is empty", path, i+1)
+		}
+	}
+	return lines, nil
+}
+
+// readPreprocess decodes preprocess.Spec JSON (inline or @file) over the defaults.
+func readPreprocess(arg string, def preprocess.Spec) (preprocess.Spec, error) {
+	data := []byte(arg)
+	if p, ok := strings.CutPrefix(arg, "@"); ok {
+		var err error
+		if data, err = readFileLimited(p, 1<<20); err != nil {
+			return def, fmt.Errorf("preprocess: %w", err)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	spec := def
+	if err := dec.Decode(&spec); err != nil {
+		return def, fmt.Errorf("preprocess: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return def, errors.New("preprocess: trailing data after the JSON value")
+	}
+	if err := spec.Validate(); err != nil {
+		return def, fmt.Errorf("preprocess: %w", err)
+	}
+	return spec, nil
+}
+
+// supernetProvenance is the checkpoint's recorded id and version; a checkpoint without
+// them (OFA .pth) is named by its file name and the SHA-256 of its bytes.
+func supernetProvenance(sn *supernet.Supernet, path string) (id, version string, err error) {
+	id, version = sn.Meta[supernet.MetaID], sn.Meta[supernet.MetaVersion]
+	if id == "" {
+		base := filepath.Base(path)
+		id = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	if version == "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", "", err
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return "", "", fmt.Errorf("hash %s: %w", path, err)
+		}
+		version = "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+	}
+	return id, version, nil
+}
+
+// producerVersion is the main module's version when the binary was built from a tagged
+// module, else exporter.DefaultProducerVersion.
+func producerVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return exporter.DefaultProducerVersion
+}
+
+func readFileLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
+func cmdInfer(ctx context.Context, env *cli, args []string) error {
+	fs := newFlags(env, "infer")
+	modelPath := fs.String("model", "", "ONNX model written by natgw export")
+	imagePath := fs.String("image", "", "JPEG or PNG image")
+	top := fs.Int("top", 5, "number of classes to print")
+	lib := fs.String("onnxruntime", "", "path of libonnxruntime.so.1 (default: $"+onnxrt.LibraryEnvVar+" or "+onnxrt.LibraryRelPath+" above the working or executable directory)")
+	threads := fs.Int("threads", 0, "onnxruntime intra-op threads (0: onnxruntime decides)")
+	if err := parse(fs, args, "model", "image"); err != nil {
+		return helpOK(err)
+	}
+	if *top < 1 {
+		return usageError{fmt.Sprintf("infer: --top %d, want ≥ 1", *top)}
+	}
+	if *threads < 0 {
+		return usageError{fmt.Sprintf("infer: --threads %d, want ≥ 0", *threads)}
+	}
+	model, err := readFileLimited(*modelPath, maxModelBytes)
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	md, err := exporter.ReadMetadata(model)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", *modelPath, err)
+	}
+	f, err := os.Open(*imagePath)
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	img, err := preprocess.Decode(f, preprocess.Limits{})
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("image %s: %w", *imagePath, err)
+	}
+	x := make([]float32, md.Preprocess.TensorLen())
+	if err := md.Preprocess.Tensor(img, x); err != nil {
+		return fmt.Errorf("image %s: %w", *imagePath, err)
+	}
+	rt, err := onnxrt.NewEnv(onnxrt.Config{LibraryPath: *lib, IntraOpThreads: *threads})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	sess, err := rt.NewSession(model)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", *modelPath, err)
+	}
+	defer sess.Close()
+	r := int64(md.Preprocess.Resolution)
+	logits, _, err := sess.Run(ctx, x, []int64{1, 3, r, r})
+	if err != nil {
+		return fmt.Errorf("model %s: %w", *modelPath, err)
+	}
+	if len(logits) != md.Classes() {
+		return fmt.Errorf("model %s: %d logits for %d labels", *modelPath, len(logits), md.Classes())
+	}
+	probs := softmax(logits)
+	order := make([]int, len(probs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return probs[order[a]] > probs[order[b]] })
+	for _, i := range order[:min(*top, len(order))] {
+		fmt.Fprintf(env.stdout, "%s\t%.6f\n", md.Labels[i], probs[i])
+	}
+	return nil
+}
+
+// softmax in float64, shifted by the maximum so large logits cannot overflow.
+func softmax(logits []float32) []float64 {
+	m := math.Inf(-1)
+	for _, v := range logits {
+		m = math.Max(m, float64(v))
+	}
+	p := make([]float64, len(logits))
+	var sum float64
+	for i, v := range logits {
+		p[i] = math.Exp(float64(v) - m)
+		sum += p[i]
+	}
+	for i := range p {
+		p[i] /= sum
+	}
+	return p
+}
