@@ -271,7 +271,7 @@ func (b *graphBuilder) conv(name, x string, c int, l *supernet.ConvLayer) (strin
 		if len(bn.Weight) != l.Out || len(bn.Bias) != l.Out || len(bn.Mean) != l.Out || len(bn.Var) != l.Out {
 			return "", 0, fmt.Errorf("%s: BatchNorm has %d channels, conv %d", name, len(bn.Weight), l.Out)
 		}
-		w, bias = foldBN(l.Weight, l.Bias, bn)
+		w, bias = supernet.FoldBN(l.Weight, l.Bias, bn)
 	}
 	pt, pb := supernet.Pads(b.padding, b.h, k, l.Stride)
 	pl, pr := supernet.Pads(b.padding, b.w, k, l.Stride)
@@ -354,27 +354,6 @@ func float32Bytes(v []float32) []byte {
 		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
 	}
 	return raw
-}
-
-// foldBN folds an eval-mode BatchNorm into the preceding convolution, with the same
-// float64 arithmetic as supernet's compiled forward, so both see the same weights.
-func foldBN(w, bias []float32, bn *supernet.BatchNorm) ([]float32, []float32) {
-	out := len(bn.Weight)
-	per := len(w) / out
-	fw := make([]float32, len(w))
-	fb := make([]float32, out)
-	for o := range out {
-		scale := float64(bn.Weight[o]) / math.Sqrt(float64(bn.Var[o])+bn.Eps)
-		b := 0.0
-		if bias != nil {
-			b = float64(bias[o])
-		}
-		fb[o] = float32(float64(bn.Bias[o]) + (b-float64(bn.Mean[o]))*scale)
-		for i := range per {
-			fw[o*per+i] = float32(float64(w[o*per+i]) * scale)
-		}
-	}
-	return fw, fb
 }
 
 func attrInt(name string, v int64) *onnx.AttributeProto {

@@ -74,7 +74,7 @@ func ParseCount(s string) (int64, error) {
 		return 0, fmt.Errorf("%w: %q is out of range [1, 1e15]", ErrBudgetSyntax, in)
 	}
 	r := math.Round(v)
-	if math.Abs(v-r) > 1e-6*v {
+	if math.Abs(v-r) > 1e-9*v { // absorbs float error (0.3G), not real fractions
 		return 0, fmt.Errorf("%w: %q is not a whole number", ErrBudgetSyntax, in)
 	}
 	return int64(r), nil

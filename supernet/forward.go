@@ -78,7 +78,7 @@ func (n *Subnet) compile(calibrate bool) *Net {
 			o.stats = &bnStats{mean: make([]float64, l.Out), vari: make([]float64, l.Out)}
 			return o
 		}
-		o.w, o.b = foldBN(l.Weight, l.Bias, l.BN)
+		o.w, o.b = FoldBN(l.Weight, l.Bias, l.BN)
 		return o
 	}
 	net.stem = op(&n.Stem)
@@ -102,8 +102,9 @@ func (n *Subnet) compile(calibrate bool) *Net {
 	return net
 }
 
-// foldBN returns weights and bias with an eval-mode BatchNorm folded in.
-func foldBN(w, bias []float32, bn *BatchNorm) ([]float32, []float32) {
+// FoldBN returns weights and bias with an eval-mode BatchNorm folded in, in float64
+// arithmetic; the forward pass and the exporter share it so both see the same weights.
+func FoldBN(w, bias []float32, bn *BatchNorm) ([]float32, []float32) {
 	out := len(bn.Weight)
 	per := len(w) / out
 	fw := make([]float32, len(w))
@@ -125,8 +126,11 @@ func foldBN(w, bias []float32, bn *BatchNorm) ([]float32, []float32) {
 // Classes is the number of logits per image.
 func (m *Net) Classes() int { return m.classes }
 
+// scratchSlot is the workspace buffer for im2col scratch.
+const scratchSlot = 4
+
 // workspace holds the ping-pong activation buffers of one forward call.
-type workspace struct{ buf [4][]float32 }
+type workspace struct{ buf [5][]float32 }
 
 func (ws *workspace) get(i, n int) []float32 {
 	if cap(ws.buf[i]) < n {
@@ -217,14 +221,15 @@ func (m *Net) conv(o *convOp, x []float32, n, c, h, w int, ws *workspace, dst, w
 	pt, pb := Pads(m.padding, h, l.Kernel, l.Stride)
 	pl, pr := Pads(m.padding, w, l.Kernel, l.Stride)
 	g := cpu.Conv{N: n, C: c, H: h, W: w, K: l.Out, KH: l.Kernel, KW: l.Kernel,
-		StrideH: l.Stride, StrideW: l.Stride, PadTop: pt, PadLeft: pl, PadBottom: pb, PadRight: pr, Groups: l.Groups}
+		StrideH: l.Stride, StrideW: l.Stride, PadTop: pt, PadLeft: pl, PadBottom: pb, PadRight: pr, Groups: l.Groups,
+		Workers: workers}
 	oh, ow := g.OutH(), g.OutW()
 	y := ws.get(dst, n*l.Out*oh*ow)
 	act := o.act
 	if o.bn != nil {
 		act = cpu.ActNone
 	}
-	cpu.ConvForward(g, x, o.w, o.b, act, y)
+	cpu.ConvForwardScratch(g, x, o.w, o.b, act, y, ws.get(scratchSlot, g.ScratchSize()))
 	if o.bn != nil {
 		batchNorm(o, y, n, l.Out, oh*ow)
 		cpu.Apply(o.act, y)

@@ -31,6 +31,17 @@ type Conv struct {
 	StrideH, StrideW                     int
 	PadTop, PadLeft, PadBottom, PadRight int
 	Groups                               int // 1 = dense, C = depthwise (with K == C), or any divisor of C and K
+	// Workers caps the goroutines this call may use; 0 means Workers(). Callers that already
+	// run one conv per core (e.g. whole images in parallel) set 1.
+	Workers int
+}
+
+func (c Conv) workersFor(work float64, perWorker float64, tasks int) int {
+	limit := c.Workers
+	if limit <= 0 {
+		limit = Workers()
+	}
+	return workersCapped(limit, work, perWorker, tasks)
 }
 
 func (c Conv) groups() int {
@@ -124,7 +135,7 @@ func (c Conv) plan() plan {
 	}
 	nb := (p.ohw + maxBlk - 1) / maxBlk
 	ig := c.N * p.g
-	p.workers = workersFor(c.Flops(), minFlopsPerWorker, ig*max(1, p.ohw/16))
+	p.workers = c.workersFor(c.Flops(), minFlopsPerWorker, ig*max(1, p.ohw/16))
 	if ig*nb < p.workers {
 		nb = (p.workers + ig - 1) / ig // split images so that every worker gets a share
 	}
@@ -175,7 +186,7 @@ func ConvForwardScratch(c Conv, x, w, bias []float32, act Act, y []float32, scra
 	if c.depthwise() {
 		g := c.geom()
 		planes := c.N * c.C
-		nw := workersFor(c.Flops(), minFlopsPerWorker, planes)
+		nw := c.workersFor(c.Flops(), minFlopsPerWorker, planes)
 		parallel(planes, nw, func(_, lo, hi int) {
 			if C.k_dw_forward(&g, fptr(x), fptr(w), pb, fptr(y), C.long(lo), C.long(hi), C.int(act)) != 0 {
 				panic("cpu.ConvForward: out of memory")
@@ -234,7 +245,7 @@ func ConvBackwardData(c Conv, dy, w, dx []float32) {
 	if c.depthwise() {
 		g := c.geom()
 		planes := c.N * c.C
-		nw := workersFor(c.Flops(), minFlopsPerWorker, planes)
+		nw := c.workersFor(c.Flops(), minFlopsPerWorker, planes)
 		parallel(planes, nw, func(_, lo, hi int) {
 			if C.k_dw_backward_data(&g, fptr(dy), fptr(w), fptr(dx), C.long(lo), C.long(hi)) != 0 {
 				panic("cpu.ConvBackwardData: out of memory")
@@ -252,7 +263,7 @@ func ConvBackwardData(c Conv, dy, w, dx []float32) {
 	if !direct {
 		cb = max(1, min(cg, 2*colBudget/(kk*ohw)))
 	}
-	nw := workersFor(c.Flops(), minFlopsPerWorker, c.N*gr*cg)
+	nw := c.workersFor(c.Flops(), minFlopsPerWorker, c.N*gr*cg)
 	nb := (cg + cb - 1) / cb
 	if c.N*gr*nb < nw {
 		nb = min(cg, (nw+c.N*gr-1)/(c.N*gr))
@@ -296,7 +307,7 @@ func ConvBackwardFilter(c Conv, x, dy, dw []float32) {
 	c.mustCheck("ConvBackwardFilter", x, dw, dy, "x", "dy")
 	if c.depthwise() {
 		g := c.geom()
-		nw := workersFor(c.Flops(), minFlopsPerWorker, c.C)
+		nw := c.workersFor(c.Flops(), minFlopsPerWorker, c.C)
 		parallel(c.C, nw, func(_, lo, hi int) {
 			if C.k_dw_backward_filter(&g, C.int(c.N), fptr(x), fptr(dy), fptr(dw), C.int(lo), C.int(hi)) != 0 {
 				panic("cpu.ConvBackwardFilter: out of memory")

@@ -37,7 +37,11 @@ const (
 
 // workersFor picks the goroutine count for a job of the given size split into at most tasks parts.
 func workersFor(work float64, perWorker float64, tasks int) int {
-	w := Workers()
+	return workersCapped(Workers(), work, perWorker, tasks)
+}
+
+// workersCapped is workersFor with an explicit cap.
+func workersCapped(w int, work float64, perWorker float64, tasks int) int {
 	if byWork := int(work / perWorker); byWork < w {
 		w = byWork
 	}

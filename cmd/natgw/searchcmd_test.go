@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/natgw/natgw/supernet"
+	"github.com/natgw/natgw/task"
+)
+
+// searchFixture writes a small random supernet and a 2-class image folder (train, val, test).
+func searchFixture(t *testing.T) (ckpt, data string) {
+	t.Helper()
+	spec := &supernet.Spec{
+		Name: "cli_tiny", Classes: 2, Resolutions: []int{32, 48}, Kernels: []int{3, 5}, Expands: []int{3, 6},
+		Divisor: 8, SEReduction: 4, Padding: supernet.PadSymmetric, BNEps: 1e-5, BNMomentum: 0.1,
+		Stem:  supernet.Conv{Out: 8, Kernel: 3, Stride: 2, Act: supernet.ActReLU},
+		First: supernet.FirstBlock{Out: 8, Kernel: 3, Stride: 1, Act: supernet.ActReLU},
+		Stages: []supernet.Stage{
+			{Width: 16, Stride: 2, Act: supernet.ActReLU, Depths: []int{1, 2}},
+			{Width: 24, Stride: 2, Act: supernet.ActHSwish, SE: true, Depths: []int{1, 2}},
+		},
+		FinalExpand: &supernet.Pointwise{Out: 32, BN: true, Act: supernet.ActHSwish},
+	}
+	sn, err := supernet.Random(spec, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ckpt = filepath.Join(dir, "sn.safetensors")
+	if err := sn.Save(ckpt, supernet.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data = filepath.Join(dir, "data")
+	for _, split := range []string{"train", "val", "test"} {
+		for c, col := range []color.RGBA{{200, 30, 30, 255}, {30, 30, 200, 255}} {
+			d := filepath.Join(data, split, fmt.Sprintf("c%d", c))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 4 {
+				img := image.NewRGBA(image.Rect(0, 0, 40, 40))
+				for p := range 40 * 40 {
+					img.Set(p%40, p/40, col)
+					if (p+i)%7 == 0 {
+						img.Set(p%40, p/40, color.RGBA{128, 128, 128, 255})
+					}
+				}
+				f, err := os.Create(filepath.Join(d, fmt.Sprintf("%d.png", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				png.Encode(f, img)
+				f.Close()
+			}
+		}
+	}
+	return ckpt, data
+}
+
+func TestSearchAndFrontCommands(t *testing.T) {
+	ckpt, data := searchFixture(t)
+	out := filepath.Join(t.TempDir(), "archive.json")
+	args := []string{"search", "--task", "shapes", "--supernet", ckpt, "--data", data, "--out", out,
+		"--evals", "8", "--initial", "6", "--per-iter", "2", "--calib", "4"}
+	if _, stderr, err := runCLI(t, args...); err != nil {
+		t.Fatalf("search: %v\n%s", err, stderr)
+	}
+	// Resume with a larger budget: continues from 8.
+	args[len(args)-7] = "10"
+	_, stderr, err := runCLI(t, args...)
+	if err != nil {
+		t.Fatalf("resumed search: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "resuming from 8 entries") {
+		t.Fatalf("no resume message:\n%s", stderr)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct{ Entries []task.Entry }
+	if err := json.Unmarshal(raw, &a); err != nil || len(a.Entries) != 10 {
+		t.Fatalf("archive: %d entries, %v", len(a.Entries), err)
+	}
+
+	png := filepath.Join(t.TempDir(), "front.png")
+	stdout, stderr, err := runCLI(t, "front", "--archive", out, "--plot", png, "--budgets", fmt.Sprint(a.Entries[0].MAdds))
+	if err != nil {
+		t.Fatalf("front: %v\n%s", err, stderr)
+	}
+	var front []task.Entry
+	if err := json.Unmarshal([]byte(stdout), &front); err != nil || len(front) == 0 {
+		t.Fatalf("front output %q: %v", stdout, err)
+	}
+	if st, err := os.Stat(png); err != nil || st.Size() == 0 {
+		t.Fatalf("plot: %v", err)
+	}
+	for _, bad := range [][]string{
+		{"front"},
+		{"front", "--archive", out, "--models", "x"},
+		{"search", "--task", "shapes", "--supernet", ckpt, "--data", data, "--out", out, "--evals", "1"},
+	} {
+		if _, _, err := runCLI(t, bad...); exitCode(err) != 2 {
+			t.Errorf("%v: err %v, want a usage error", bad, err)
+		}
+	}
+}

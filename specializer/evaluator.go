@@ -1,0 +1,351 @@
+package specializer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/preprocess"
+	"github.com/natgw/natgw/supernet"
+	"github.com/natgw/natgw/task"
+)
+
+// Evaluator measures subnets: the search and the resolver only ever see accuracies
+// through it.
+type Evaluator interface {
+	// Spec is the search space the evaluator measures.
+	Spec() *supernet.Spec
+	// Evaluate returns the canonical arch's entry: hash, MAdds, params and the top-1
+	// accuracy on the validation split (Split = task.SplitVal). Source and Iteration are
+	// left for the caller.
+	Evaluate(ctx context.Context, arch supernet.Arch) (task.Entry, error)
+}
+
+// Data splits the evaluator may open. Anything else, above all the test split, is refused:
+// selection must never see test images, so the code cannot reach them.
+const (
+	SplitTrain = "train"
+	SplitVal   = task.SplitVal
+)
+
+// ErrSplitRefused is returned for a split other than train or val.
+var ErrSplitRefused = errors.New("split refused: the evaluator only opens train and val")
+
+// openSplit is the evaluator's only way to open data.
+func openSplit(root, split string) (*dataset.Set, error) {
+	if split != SplitTrain && split != SplitVal {
+		return nil, fmt.Errorf("%w (asked for %q)", ErrSplitRefused, split)
+	}
+	return dataset.Open(root, split)
+}
+
+// EvalConfig configures NewSubnetEvaluator. Zero values take the defaults given.
+type EvalConfig struct {
+	Supernet *supernet.Supernet
+	Data     string          // image-folder root with train/ and val/ (see package dataset)
+	Template preprocess.Spec // eval preprocessing; Resolution is replaced by each subnet's
+
+	CalibImages int    // BatchNorm calibration images drawn from CalibSplit; default 500
+	CalibBatch  int    // calibration batch size; default 100
+	CalibSeed   uint64 // seed of the calibration subset; the same seed gives the same images
+	CalibSplit  string // "train" (default) or "val"; any other split is refused
+	EvalBatch   int    // forward batch size on val; default 100
+	// MaxTensorBytes bounds the preprocessed tensors kept across resolutions (least
+	// recently used resolution evicted first); default 512 MiB. The decoded images are
+	// always kept.
+	MaxTensorBytes int64
+
+	// Archive, if set, answers for measured archs without measuring again.
+	Archive *task.Archive
+	Limits  preprocess.Limits
+	Logger  *slog.Logger // nil: slog.Default()
+}
+
+// SubnetEvaluator measures subnets of one supernet on an image-folder data set: extract,
+// recalibrate BatchNorm on a fixed seeded sample of the calibration split (OFA's
+// set_running_statistics), then top-1 on the whole val split with the CPU forward, which
+// splits each batch across the cores. Images are decoded once; their tensors are cached
+// per resolution. Results are cached by canonical arch hash. Evaluate calls run one at a
+// time (each already uses every core); the type is safe for concurrent use.
+type SubnetEvaluator struct {
+	cfg   EvalConfig
+	log   *slog.Logger
+	calib []decodedItem
+	val   []decodedItem
+
+	mu      sync.Mutex // serialises Evaluate and guards the caches
+	results map[string]task.Entry
+	tensors map[int]*resTensors
+	clock   int64 // LRU clock of tensors
+	stats   EvalStats
+}
+
+// EvalStats counts the evaluator's work.
+type EvalStats struct {
+	Measured  int // subnets actually run
+	CacheHits int // answers from the memory cache or the archive
+	Skipped   int // image files that could not be decoded (excluded from every measurement)
+}
+
+type decodedItem struct {
+	img   *preprocess.RGB
+	label int
+}
+
+type resTensors struct {
+	calib, val []float32
+	used       int64
+}
+
+// NewSubnetEvaluator opens and decodes the calibration sample and the val split.
+func NewSubnetEvaluator(ctx context.Context, cfg EvalConfig) (*SubnetEvaluator, error) {
+	if cfg.Supernet == nil {
+		return nil, errors.New("evaluator: no supernet")
+	}
+	if cfg.CalibImages == 0 {
+		cfg.CalibImages = 500
+	}
+	if cfg.CalibBatch == 0 {
+		cfg.CalibBatch = 100
+	}
+	if cfg.EvalBatch == 0 {
+		cfg.EvalBatch = 100
+	}
+	if cfg.CalibSplit == "" {
+		cfg.CalibSplit = SplitTrain
+	}
+	if cfg.MaxTensorBytes == 0 {
+		cfg.MaxTensorBytes = 512 << 20
+	}
+	if cfg.CalibImages < 1 || cfg.CalibBatch < 1 || cfg.EvalBatch < 1 {
+		return nil, fmt.Errorf("evaluator: calibration images %d, calibration batch %d and eval batch %d must be positive",
+			cfg.CalibImages, cfg.CalibBatch, cfg.EvalBatch)
+	}
+	t := cfg.Template
+	t.Resolution = cfg.Supernet.Spec.Resolutions[0]
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("evaluator: preprocessing: %w", err)
+	}
+	e := &SubnetEvaluator{cfg: cfg, log: cfg.Logger, results: map[string]task.Entry{}, tensors: map[int]*resTensors{}}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	calibSet, err := openSplit(cfg.Data, cfg.CalibSplit)
+	if err != nil {
+		return nil, fmt.Errorf("evaluator: %w", err)
+	}
+	valSet, err := openSplit(cfg.Data, SplitVal)
+	if err != nil {
+		return nil, fmt.Errorf("evaluator: %w", err)
+	}
+	if n := len(valSet.Classes); n != cfg.Supernet.Spec.Classes {
+		return nil, fmt.Errorf("evaluator: data set %s has %d classes, the supernet %d", cfg.Data, n, cfg.Supernet.Spec.Classes)
+	}
+	if e.calib, err = e.decode(ctx, calibSet.Subset(cfg.CalibImages, cfg.CalibSeed)); err != nil {
+		return nil, err
+	}
+	if e.val, err = e.decode(ctx, valSet); err != nil {
+		return nil, err
+	}
+	if len(e.calib) == 0 || len(e.val) == 0 {
+		return nil, fmt.Errorf("evaluator: no readable images (%d calibration, %d val)", len(e.calib), len(e.val))
+	}
+	return e, nil
+}
+
+// decode reads every item of set on all cores, keeping the set's order and skipping
+// unreadable files with a warning.
+func (e *SubnetEvaluator) decode(ctx context.Context, set *dataset.Set) ([]decodedItem, error) {
+	out := make([]decodedItem, len(set.Items))
+	errs := make([]error, len(set.Items))
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(set.Items); i += workers {
+				if ctx.Err() != nil {
+					return
+				}
+				f, err := os.Open(set.Items[i].Path)
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				img, err := preprocess.Decode(f, e.cfg.Limits)
+				f.Close()
+				out[i], errs[i] = decodedItem{img: img, label: set.Items[i].Label}, err
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("evaluator: decode %s: %w", set.Split, err)
+	}
+	kept := out[:0]
+	for i, it := range out {
+		if errs[i] != nil {
+			e.log.Warn("evaluator: skipping unreadable image", "path", set.Items[i].Path, "err", errs[i])
+			e.stats.Skipped++
+			continue
+		}
+		kept = append(kept, it)
+	}
+	return kept, nil
+}
+
+// Spec implements Evaluator.
+func (e *SubnetEvaluator) Spec() *supernet.Spec { return e.cfg.Supernet.Spec }
+
+// Stats returns the work counters.
+func (e *SubnetEvaluator) Stats() EvalStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+// Evaluate implements Evaluator.
+func (e *SubnetEvaluator) Evaluate(ctx context.Context, arch supernet.Arch) (task.Entry, error) {
+	spec := e.Spec()
+	a, err := spec.Canonical(arch)
+	if err != nil {
+		return task.Entry{}, fmt.Errorf("evaluate: %w", err)
+	}
+	h := a.Hash()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r, ok := e.results[h]; ok {
+		e.stats.CacheHits++
+		return r, nil
+	}
+	if e.cfg.Archive != nil {
+		if r, ok := e.cfg.Archive.Lookup(h); ok && !r.Predicted && r.Split == SplitVal {
+			e.stats.CacheHits++
+			r.Source, r.Iteration = "", 0
+			e.results[h] = r
+			return r, nil
+		}
+	}
+	sub, err := e.cfg.Supernet.Extract(a)
+	if err != nil {
+		return task.Entry{}, fmt.Errorf("evaluate %s: %w", h[:12], err)
+	}
+	ts, err := e.tensorsFor(ctx, a.R)
+	if err != nil {
+		return task.Entry{}, err
+	}
+	img := 3 * a.R * a.R
+	n := len(e.calib)
+	err = sub.Recalibrate(ctx, func(ctx context.Context, fn func(x []float32, batch, h, w int) error) error {
+		for lo := 0; lo < n; lo += e.cfg.CalibBatch {
+			hi := min(lo+e.cfg.CalibBatch, n)
+			if err := fn(ts.calib[lo*img:hi*img], hi-lo, a.R, a.R); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return task.Entry{}, fmt.Errorf("evaluate %s: %w", h[:12], err)
+	}
+	net := sub.Compile()
+	correct := 0
+	for lo := 0; lo < len(e.val); lo += e.cfg.EvalBatch {
+		hi := min(lo+e.cfg.EvalBatch, len(e.val))
+		logits, err := net.Forward(ctx, ts.val[lo*img:hi*img], hi-lo, a.R, a.R)
+		if err != nil {
+			return task.Entry{}, fmt.Errorf("evaluate %s: %w", h[:12], err)
+		}
+		c := net.Classes()
+		for i := range hi - lo {
+			if argmax(logits[i*c:(i+1)*c]) == e.val[lo+i].label {
+				correct++
+			}
+		}
+	}
+	cnt := sub.Count()
+	r := task.Entry{Arch: a, Hash: h, MAdds: cnt.MAdds, Params: cnt.Params,
+		Top1: float64(correct) / float64(len(e.val)), Split: SplitVal}
+	e.results[h] = r
+	e.stats.Measured++
+	return r, nil
+}
+
+// argmax returns the first index of the largest value.
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// tensorsFor returns the preprocessed calibration and val tensors at resolution r,
+// building them on first use and evicting least recently used resolutions beyond the
+// byte bound (always keeping the one asked for). Callers hold e.mu.
+func (e *SubnetEvaluator) tensorsFor(ctx context.Context, r int) (*resTensors, error) {
+	e.clock++
+	if ts, ok := e.tensors[r]; ok {
+		ts.used = e.clock
+		return ts, nil
+	}
+	spec := e.cfg.Template
+	spec.Resolution = r
+	img := 3 * r * r
+	ts := &resTensors{calib: make([]float32, len(e.calib)*img), val: make([]float32, len(e.val)*img), used: e.clock}
+	build := func(items []decodedItem, dst []float32) error {
+		workers := runtime.GOMAXPROCS(0)
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < len(items); i += workers {
+					if err := spec.Tensor(items[i].img, dst[i*img:(i+1)*img]); err != nil {
+						errs[w] = err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+	if err := build(e.calib, ts.calib); err != nil {
+		return nil, fmt.Errorf("evaluator: preprocess at %d: %w", r, err)
+	}
+	if err := build(e.val, ts.val); err != nil {
+		return nil, fmt.Errorf("evaluator: preprocess at %d: %w", r, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("evaluator: %w", err)
+	}
+	e.tensors[r] = ts
+	for e.tensorBytes() > e.cfg.MaxTensorBytes && len(e.tensors) > 1 {
+		oldest, at := 0, int64(1<<62)
+		for res, t := range e.tensors {
+			if res != r && t.used < at {
+				oldest, at = res, t.used
+			}
+		}
+		delete(e.tensors, oldest)
+	}
+	return ts, nil
+}
+
+func (e *SubnetEvaluator) tensorBytes() int64 {
+	var n int64
+	for _, t := range e.tensors {
+		n += 4 * int64(len(t.calib)+len(t.val))
+	}
+	return n
+}
