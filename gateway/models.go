@@ -180,3 +180,16 @@ func (s *Server) bytes(ctx context.Context, id string) ([]byte, error) {
 		return data, nil
 	})
 }
+
+// TaskResolvers answers each task with its own specializer.Resolver (archive, then a short
+// surrogate search when the archive is far below the budget); tasks without one are
+// answered from their archive.
+type TaskResolvers map[string]*specializer.Resolver
+
+// Resolve implements Resolver.
+func (m TaskResolvers) Resolve(ctx context.Context, t *task.Task, b specializer.Budget) (task.Entry, error) {
+	if r := m[t.Name]; r != nil {
+		return r.Resolve(ctx, b)
+	}
+	return archiveResolver{}.Resolve(ctx, t, b)
+}

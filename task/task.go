@@ -28,6 +28,9 @@ const (
 	SupernetFile = "supernet.safetensors"
 	LabelsFile   = "labels.txt"
 	ArchiveFile  = "archive.json"
+	// CalibDir holds the images every subnet's BatchNorm statistics are rebuilt on, both
+	// when its accuracy is measured and when it is served, so that the two agree.
+	CalibDir = "calib"
 )
 
 // Manifest is task.json.
@@ -46,6 +49,9 @@ type Task struct {
 	Supernet *supernet.Supernet
 	Labels   []string
 	Archive  *Archive
+	// Calib are the calibration images (decoded, in file-name order); empty means the
+	// supernet's stored statistics are used as they are.
+	Calib []*preprocess.RGB
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -99,7 +105,11 @@ func Load(dir string) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Task{Manifest: m, Dir: dir, Supernet: sn, Labels: labels, Archive: arch}, nil
+	calib, err := ReadCalib(filepath.Join(dir, CalibDir))
+	if err != nil {
+		return nil, err
+	}
+	return &Task{Manifest: m, Dir: dir, Supernet: sn, Labels: labels, Archive: arch, Calib: calib}, nil
 }
 
 // LoadAll loads every task folder under root (folders holding a task.json), sorted by name.

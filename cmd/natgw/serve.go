@@ -16,6 +16,7 @@ import (
 	"github.com/natgw/natgw/cache"
 	"github.com/natgw/natgw/gateway"
 	"github.com/natgw/natgw/onnxrt"
+	"github.com/natgw/natgw/specializer"
 	"github.com/natgw/natgw/task"
 )
 
@@ -99,6 +100,7 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	maxPixels := e.Int64("max-pixels", "NATGW_MAX_PIXELS", gateway.DefaultMaxPixels, "largest image in pixels (413 beyond)")
 	shutdownDelay := e.Duration("shutdown-delay", "NATGW_SHUTDOWN_DELAY", 0, "time between turning readiness off and draining, for load balancers to notice")
 	shutdownTimeout := e.Duration("shutdown-timeout", "NATGW_SHUTDOWN_TIMEOUT", 20*time.Second, "longest wait for in-flight requests on shutdown")
+	searchTime := e.Duration("search-time", "NATGW_SEARCH_TIME", 200*time.Millisecond, "surrogate search time limit for budgets far above the archive's best fit (0: archive answers only)")
 	logLevel := e.String("log-level", "NATGW_LOG_LEVEL", "info", "debug, info, warn or error")
 	accessLog := e.Bool("access-log", "NATGW_ACCESS_LOG", true, "log one line per request")
 	if err := parse(fs, args); err != nil {
@@ -139,6 +141,20 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 		defer sessions.Close()
 		cfg.Sessions, cfg.LiveSessions = sessions, ortEnv.LiveSessions
 		log.Info("onnxruntime", "library", ortEnv.LibraryPath(), "version", ortEnv.Version())
+	}
+	if *searchTime > 0 {
+		resolvers := gateway.TaskResolvers{}
+		for _, t := range tasks {
+			r, err := specializer.NewResolver(specializer.ResolverConfig{
+				Spec: t.Supernet.Spec, Archive: t.Archive, SearchTime: *searchTime, Logger: log.With("task", t.Name),
+			})
+			if err != nil {
+				return fmt.Errorf("task %s: %w", t.Name, err)
+			}
+			defer r.Close()
+			resolvers[t.Name] = r
+		}
+		cfg.Resolver = resolvers
 	}
 	gw, err := gateway.New(cfg)
 	if err != nil {

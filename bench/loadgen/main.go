@@ -1,0 +1,139 @@
+// Command loadgen sends a bounded number of HTTP requests to a natgw gateway on this
+// machine and prints latency percentiles and throughput as JSON. It refuses targets that
+// are not loopback: load tests never leave the machine.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	URL        string  `json:"url"`
+	Requests   int     `json:"requests"`
+	Errors     int64   `json:"errors"`
+	Conc       int     `json:"concurrency"`
+	Seconds    float64 `json:"seconds"`
+	RPS        float64 `json:"rps"`
+	P50MS      float64 `json:"p50_ms"`
+	P90MS      float64 `json:"p90_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	StatusSeen []int   `json:"status_seen"`
+}
+
+func run() error {
+	target := flag.String("url", "", "URL to request (loopback only)")
+	n := flag.Int("n", 2000, "requests in total (bounded)")
+	conc := flag.Int("c", 16, "concurrent clients")
+	warm := flag.Int("warmup", 50, "requests before measuring")
+	method := flag.String("method", "GET", "HTTP method")
+	bodyFile := flag.String("body", "", "request body file")
+	ct := flag.String("content-type", "application/octet-stream", "Content-Type of the body")
+	maxTime := flag.Duration("max-time", 2*time.Minute, "stop after this long whatever is left")
+	flag.Parse()
+	u, err := url.Parse(*target)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("-url %q: want http://127.0.0.1:PORT/...", *target)
+	}
+	if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+		return fmt.Errorf("-url host %q is not loopback", u.Hostname())
+	}
+	if *n < 1 || *conc < 1 || *n > 1_000_000 {
+		return fmt.Errorf("-n %d -c %d out of range", *n, *conc)
+	}
+	var body []byte
+	if *bodyFile != "" {
+		if body, err = os.ReadFile(*bodyFile); err != nil {
+			return err
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc * 2}, Timeout: 30 * time.Second}
+	do := func() (int, error) {
+		req, err := http.NewRequest(*method, *target, bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", *ct)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, nil
+	}
+	for range *warm {
+		if _, err := do(); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *maxTime)
+	defer cancel()
+	lat := make([]time.Duration, *n)
+	var next, errs atomic.Int64
+	var mu sync.Mutex
+	seen := map[int]bool{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range *conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= *n {
+					return
+				}
+				t0 := time.Now()
+				code, err := do()
+				lat[i] = time.Since(t0)
+				if err != nil || code >= 400 {
+					errs.Add(1)
+				}
+				mu.Lock()
+				seen[code] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	done := min(int(next.Load()), *n)
+	lat = lat[:done]
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
+	r := result{URL: *target, Requests: done, Errors: errs.Load(), Conc: *conc, Seconds: elapsed.Seconds(),
+		RPS: float64(done) / elapsed.Seconds(), P50MS: pct(0.50), P90MS: pct(0.90), P99MS: pct(0.99), MaxMS: pct(1)}
+	for c := range seen {
+		r.StatusSeen = append(r.StatusSeen, c)
+	}
+	sort.Ints(r.StatusSeen)
+	return json.NewEncoder(os.Stdout).Encode(r)
+}

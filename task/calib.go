@@ -1,0 +1,87 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/natgw/natgw/preprocess"
+	"github.com/natgw/natgw/supernet"
+)
+
+// maxCalibImages bounds a calibration folder; a few hundred images are plenty.
+const maxCalibImages = 4096
+
+// calibBatch is the batch size of recalibration; OFA's weighting makes the result depend on
+// it only through float rounding.
+const calibBatch = 64
+
+// ReadCalib decodes the .jpg/.jpeg/.png files of dir in name order. A missing folder is no
+// calibration set.
+func ReadCalib(dir string) ([]*preprocess.RGB, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".jpg", ".jpeg", ".png":
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) > maxCalibImages {
+		return nil, fmt.Errorf("%s: %d images, more than %d", dir, len(names), maxCalibImages)
+	}
+	sort.Strings(names)
+	imgs := make([]*preprocess.RGB, len(names))
+	for i, n := range names {
+		f, err := os.Open(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		imgs[i], err = preprocess.Decode(f, preprocess.Limits{})
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, n), err)
+		}
+	}
+	return imgs, nil
+}
+
+// CalibBatches feeds images, preprocessed at resolution r with spec p, in batches.
+func CalibBatches(imgs []*preprocess.RGB, p preprocess.Spec) supernet.Batches {
+	return func(ctx context.Context, fn func(x []float32, batch, h, w int) error) error {
+		per := p.TensorLen()
+		for lo := 0; lo < len(imgs); lo += calibBatch {
+			hi := min(lo+calibBatch, len(imgs))
+			x := make([]float32, (hi-lo)*per)
+			for i := lo; i < hi; i++ {
+				if err := p.Tensor(imgs[i], x[(i-lo)*per:(i-lo+1)*per]); err != nil {
+					return err
+				}
+			}
+			if err := fn(x, hi-lo, p.Resolution, p.Resolution); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// Recalibrate rebuilds sub's BatchNorm statistics on the task's calibration images at the
+// subnet's resolution; without calibration images it leaves the subnet as extracted.
+func (t *Task) Recalibrate(ctx context.Context, sub *supernet.Subnet) error {
+	if len(t.Calib) == 0 {
+		return nil
+	}
+	return sub.Recalibrate(ctx, CalibBatches(t.Calib, t.Preprocess(sub.Resolution)))
+}
