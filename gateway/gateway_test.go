@@ -11,11 +11,14 @@ import (
 	"math"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/natgw/natgw/internal/testredis"
 	"github.com/natgw/natgw/preprocess"
@@ -487,4 +490,39 @@ func FuzzReadImage(f *testing.F) {
 		}
 		_ = req
 	})
+}
+
+func TestPanicAndRequestID(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	r.Use(s.observe())
+	r.GET("/boom", func(c *gin.Context) { panic("kaboom") })
+	r.GET("/ok", func(c *gin.Context) { c.String(200, "ok") })
+	hs := httptest.NewServer(r)
+	defer hs.Close()
+
+	req, _ := http.NewRequest("GET", hs.URL+"/boom", nil)
+	req.Header.Set("X-Request-ID", "abc-123")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e errBody
+	decode(t, res, &e)
+	if res.StatusCode != 500 || !strings.Contains(e.Error, "abc-123") || res.Header.Get("X-Request-ID") != "abc-123" {
+		t.Fatalf("panic: %d %q id %q", res.StatusCode, e.Error, res.Header.Get("X-Request-ID"))
+	}
+	req, _ = http.NewRequest("GET", hs.URL+"/ok", nil)
+	req.Header.Set("X-Request-ID", "bad id with spaces")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if id := res.Header.Get("X-Request-ID"); id == "" || strings.Contains(id, " ") {
+		t.Fatalf("unsafe incoming id not replaced: %q", id)
+	}
 }
