@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/natgw/natgw/internal/atomicfile"
 	"github.com/natgw/natgw/internal/pth"
 	"github.com/natgw/natgw/internal/safetensors"
 )
@@ -228,24 +229,5 @@ func (sn *Supernet) Write(w io.Writer, opt SaveOptions) error {
 
 // Save writes the native format to path atomically.
 func (sn *Supernet) Save(path string, opt SaveOptions) error {
-	tmp, err := os.CreateTemp(dirOf(path), ".natgw-supernet-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := sn.Write(tmp, opt); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-func dirOf(path string) string {
-	if i := strings.LastIndexByte(path, '/'); i >= 0 {
-		return path[:i+1]
-	}
-	return "."
+	return atomicfile.WriteFunc(path, func(w io.Writer) error { return sn.Write(w, opt) })
 }

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/natgw/natgw/internal/atomicfile"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
 )
@@ -211,22 +212,4 @@ func writeJSON(path string, v any) error {
 }
 
 // writeFile replaces path atomically, so a killed run never leaves half a file.
-func writeFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+func writeFile(path string, data []byte) error { return atomicfile.Write(path, data) }

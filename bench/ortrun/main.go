@@ -67,7 +67,9 @@ func run() error {
 		lat[i] = time.Since(t0)
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	ms := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000 }
+	ms := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{"model": *model, "batch": *batch, "threads": *threads, "runs": *n,
 		"p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99)})
 }

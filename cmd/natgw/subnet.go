@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/natgw/natgw/internal/atomicfile"
 	"github.com/natgw/natgw/supernet"
 )
 
@@ -139,25 +140,4 @@ func cmdSubnetForward(ctx context.Context, env *cli, args []string) error {
 }
 
 // writeFileAtomic writes through a temporary file so that a failed run leaves no partial output.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(dirname(path), ".natgw-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-func dirname(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[:i+1]
-	}
-	return "."
-}
+func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data) }

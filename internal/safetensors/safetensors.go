@@ -11,11 +11,12 @@ import (
 	"math"
 	"math/bits"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"unsafe"
+
+	"github.com/natgw/natgw/internal/atomicfile"
 )
 
 // Tensor is one named tensor of a file.
@@ -219,34 +220,9 @@ func writeData(w *bufio.Writer, t Tensor) error {
 	return err
 }
 
-// WriteFile writes f to path atomically: to a temporary file in the same directory, then renamed over path.
-func WriteFile(path string, f File) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("safetensors: create temp file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = Write(tmp, f); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("safetensors: chmod: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: sync: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: close: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("safetensors: rename: %w", err)
-	}
-	return nil
+// WriteFile writes f to path atomically (see internal/atomicfile).
+func WriteFile(path string, f File) error {
+	return atomicfile.WriteFunc(path, func(w io.Writer) error { return Write(w, f) })
 }
 
 // ReadFile reads the file at path.
