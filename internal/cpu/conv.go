@@ -7,6 +7,8 @@ package cpu
 #cgo nocallback k_im2col
 #cgo noescape k_col2im
 #cgo nocallback k_col2im
+#cgo noescape k_pointwise
+#cgo nocallback k_pointwise
 #cgo noescape k_dw_forward
 #cgo nocallback k_dw_forward
 #cgo noescape k_dw_backward_data
@@ -223,15 +225,21 @@ func ConvForwardScratch(c Conv, x, w, bias []float32, act Act, y []float32, scra
 			xs := x[(n*c.C+gi*p.cg)*hw:]
 			ys := y[(n*c.K+gi*p.kg)*ohw+p0:]
 			ws := w[gi*p.kg*p.ckk:]
+			var bp *C.float
+			if pb != nil {
+				bp = fptr(bias[gi*p.kg:])
+			}
+			if p.direct && pointwiseDirect(ohw) {
+				// Bias and activation are fused in the kernel.
+				C.k_pointwise(fptr(xs), C.long(hw), fptr(ws), C.int(p.cg), bp, fptr(y[(n*c.K+gi*p.kg)*ohw:]), C.long(ohw),
+					0, C.int(p.kg), C.long(p0), C.long(p1), C.int(act))
+				continue
+			}
 			if p.direct {
 				sgemm(false, false, p.kg, p1-p0, p.cg, 1, fptr(ws), p.ckk, fptr(xs[p0:]), hw, 0, fptr(ys), ohw)
 			} else {
 				C.k_im2col(&g, fptr(x[n*c.C*hw:]), C.int(gi*p.cg), C.int((gi+1)*p.cg), C.long(p0), C.long(p1), fptr(col), C.long(p1-p0))
 				sgemm(false, false, p.kg, p1-p0, p.ckk, 1, fptr(ws), p.ckk, fptr(col), p1-p0, 0, fptr(ys), ohw)
-			}
-			var bp *C.float
-			if pb != nil {
-				bp = fptr(bias[gi*p.kg:])
 			}
 			C.k_bias_act(fptr(ys), C.int(p.kg), C.int(p1-p0), C.int(ohw), bp, C.int(act))
 		}
@@ -351,3 +359,8 @@ func ConvBackwardFilter(c Conv, x, dy, dw []float32) {
 		Add(dw[:wsz], acc[(wk-1)*wsz:wk*wsz])
 	}
 }
+
+// pointwiseDirect picks the direct kernel over OpenBLAS for a pointwise conv with ohw
+// output pixels per image: on the small maps of a network's tail (≤ 16 pixels) GEMM packing
+// dominates and the direct kernel was 2–3× faster; on larger maps OpenBLAS was as fast or faster.
+func pointwiseDirect(ohw int) bool { return ohw <= 16 }

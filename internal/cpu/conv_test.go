@@ -14,6 +14,10 @@ func convCases() []Conv {
 		sym(1, 96, 16, 16, 24, 1, 1, 0, 1),     // pointwise: straight GEMM
 		sym(3, 17, 9, 11, 5, 1, 1, 0, 1),       // pointwise, odd sizes, batch 3
 		sym(1, 64, 32, 32, 40, 1, 1, 0, 1),     // pointwise, big enough to run on several goroutines
+		sym(2, 37, 4, 4, 13, 1, 1, 0, 1),       // pointwise on a small map: direct kernel, odd tails
+		sym(3, 160, 2, 2, 67, 1, 1, 0, 1),      // direct kernel, 4 pixels
+		sym(1, 9, 3, 5, 33, 1, 1, 0, 1),        // direct kernel, 15 pixels
+		sym(1, 960, 1, 1, 21, 1, 1, 0, 1),      // direct kernel, one pixel
 		sym(1, 8, 7, 7, 4, 1, 2, 0, 1),         // 1x1 stride 2: im2col
 		sym(1, 3, 35, 33, 16, 3, 2, 1, 1),      // stem-like
 		sym(3, 5, 13, 12, 7, 3, 1, 1, 1),       // dense 3x3 s1

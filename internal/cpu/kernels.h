@@ -30,4 +30,9 @@ int k_dw_backward_data(const conv_geom *g, const float *dy, const float *w, floa
 // dw for channels [c0,c1), summed over the n images.
 int k_dw_backward_filter(const conv_geom *g, int n, const float *x, const float *dy, float *dw, int c0, int c1);
 
+// Pointwise conv of one image: y[k][p] = act(Σ_c w[k*C+c]·x[c*ldx+p] + bias[k]) for rows
+// [k0,k1) and pixels [p0,p1); bias may be NULL.
+void k_pointwise(const float *x, long ldx, const float *w, int C, const float *bias, float *y, long ldy,
+		int k0, int k1, long p0, long p1, int act);
+
 #endif
