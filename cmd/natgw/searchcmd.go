@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/natgw/natgw/onnxrt"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/specializer"
 	"github.com/natgw/natgw/supernet"
@@ -55,6 +56,8 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	perIter := fs.Int("per-iter", 8, "subnets measured per iteration")
 	initial := fs.Int("initial", 0, "initial random sample size (0: min(100, evals/2))")
 	calib := fs.Int("calib", 500, "BatchNorm calibration images from train")
+	latency := fs.Bool("latency", false, "also measure each subnet's onnxruntime batch-1 latency on this machine (answers latency_ms budgets)")
+	ortThreads := fs.Int("ort-threads", 2, "onnxruntime intra-op threads for --latency")
 	if err := parse(fs, args, "task", "supernet", "data", "out"); err != nil {
 		return helpOK(err)
 	}
@@ -87,10 +90,24 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	if n := archive.Len(); n > 0 {
 		fmt.Fprintf(env.stderr, "search: resuming from %d entries in %s\n", n, *out)
 	}
-	err = specializer.Search(ctx, specializer.Config{
+	cfg := specializer.Config{
 		Evaluator: ev, Archive: archive, ArchivePath: *out, Evals: *evals, InitialSamples: *initial,
 		PerIteration: *perIter, Seed: *seed, Progress: env.stderr,
-	})
+	}
+	if *latency {
+		ortEnv, err := onnxrt.NewEnv(onnxrt.Config{IntraOpThreads: *ortThreads, InterOpThreads: 1})
+		if err != nil {
+			return err
+		}
+		cfg.MeasureLatency = func(ctx context.Context, arch supernet.Arch) (float64, error) {
+			sub, err := sn.Extract(arch)
+			if err != nil {
+				return 0, err
+			}
+			return specializer.MeasureLatency(ctx, ortEnv, sub, specializer.LatencyOptions{})
+		}
+	}
+	err = specializer.Search(ctx, cfg)
 	if err != nil {
 		return err
 	}
