@@ -12,52 +12,6 @@ import (
 	"testing"
 )
 
-// sharedDir finds the read-only shared material: $NATGW_SHARED, else
-// ../shared relative to the repository root (the dir holding go.mod).
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("NATGW_SHARED")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				dir = filepath.Join(d, "..", "shared")
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if dir != "" {
-		if _, err := os.Stat(dir); err == nil {
-			return dir
-		}
-	}
-	msg := "shared material not found (set NATGW_SHARED to the shared folder)"
-	if os.Getenv("NATGW_REQUIRE_SHARED") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// sharedSet returns <shared>/data/<name>, skipping (or failing) if absent.
-func sharedSet(t testing.TB, name string) string {
-	t.Helper()
-	p := filepath.Join(sharedDir(t), "data", name)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("NATGW_REQUIRE_SHARED") == "1" {
-			t.Fatalf("shared data set %s missing: %v", p, err)
-		}
-		t.Skipf("shared data set %s missing", p)
-	}
-	return p
-}
-
 func writeFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

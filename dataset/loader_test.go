@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/preprocess"
 )
 
@@ -378,7 +379,7 @@ func TestNewLoaderErrors(t *testing.T) {
 
 // BenchmarkEvalEpochFlowers measures an eval epoch over flowers102 train.
 func BenchmarkEvalEpochFlowers(b *testing.B) {
-	set, err := Open(sharedSet(b, "flowers102"), "train")
+	set, err := Open(testutil.Shared(b, "data/flowers102"), "train")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/natgw/natgw/internal/testutil"
 )
 
 // manifest reads MANIFEST.tsv: path → label column.
@@ -44,7 +46,7 @@ func TestOpenShared(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.set, func(t *testing.T) {
-			root := sharedSet(t, tc.set)
+			root := testutil.Shared(t, "data/"+tc.set)
 			man := manifest(t, root)
 			total := 0
 			for split, want := range tc.splits {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/supernet"
 )
 
@@ -53,14 +54,14 @@ func BenchmarkORTLatency(b *testing.B) {
 			b.Fatal(err)
 		}
 		r := c.Resolution
-		two := readF32(b, filepath.Join(dir, id+"_input.bin"))
+		two := testutil.ReadF32(b, filepath.Join(dir, id+"_input.bin"))
 		img := 3 * r * r
 		x8 := make([]float32, 8*img)
 		for i := range 8 {
 			copy(x8[i*img:], two[(i%2)*img:(i%2+1)*img])
 		}
 		// Both files must compute the same function, or the comparison is moot.
-		if d := maxAbsDiff(b, ortRun(b, env, ours, two, 2, r), ortRun(b, env, torch, two, 2, r)); d > parityTol {
+		if d := testutil.MaxAbsDiff(b, ortRun(b, env, ours, two, 2, r), ortRun(b, env, torch, two, 2, r)); d > parityTol {
 			b.Fatalf("%s: natgw and torch exports differ by %.3g", id, d)
 		}
 		for _, m := range []struct {

@@ -2,9 +2,7 @@ package exporter
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -12,49 +10,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/onnxrt"
 	"github.com/natgw/natgw/supernet"
 )
 
-// repoRoot walks up from the package directory to the directory holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// parityDir is the OFA parity fixture folder under $NATGW_SHARED (default <repo>/../shared);
-// it skips when missing unless NATGW_REQUIRE_SHARED=1.
+// parityDir is the OFA parity fixture folder; it skips (fails with NATGW_REQUIRE_SHARED=1)
+// unless the supernet checkpoint every parity test loads is there.
 func parityDir(t testing.TB) string {
 	t.Helper()
-	root := os.Getenv("NATGW_SHARED")
-	if root == "" {
-		root = filepath.Join("..", "shared")
-	}
-	if !filepath.IsAbs(root) {
-		root = filepath.Join(repoRoot(t), root)
-	}
-	dir := filepath.Join(root, "fixtures", "ofa-parity")
-	if _, err := os.Stat(filepath.Join(dir, "ofa_mbv3_d234_e346_k357_w1.0_seed0.pth")); err != nil {
-		msg := "OFA parity fixtures not found at " + dir + " (set NATGW_SHARED): " + err.Error()
-		if os.Getenv("NATGW_REQUIRE_SHARED") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dir
+	return filepath.Dir(testutil.Shared(t, "fixtures/ofa-parity/ofa_mbv3_d234_e346_k357_w1.0_seed0.pth"))
 }
 
 // requireORT skips (or fails with NATGW_REQUIRE_ORT=1) with a clear message.
@@ -95,20 +60,10 @@ func ortRun(t testing.TB, env *onnxrt.Env, model []byte, x []float32, n, r int) 
 }
 
 // checkONNX runs onnx.checker.check_model(full_check=True) from Debian's python3-onnx
-// on each file; it skips when python3-onnx is missing unless NATGW_REQUIRE_ORT=1.
+// on each file; it skips when no python3 has onnx unless NATGW_REQUIRE_ORT=1.
 func checkONNX(t testing.TB, paths ...string) {
 	t.Helper()
-	// Debian's interpreter carries python3-onnx; a python3 earlier on PATH may not.
-	py, err := exec.LookPath("/usr/bin/python3")
-	if err != nil {
-		py, err = exec.LookPath("python3")
-	}
-	if err == nil {
-		err = exec.Command(py, "-c", "import onnx").Run()
-	}
-	if err != nil {
-		requireORT(t, "python3 with the onnx module (Debian python3-onnx) is missing; onnx.checker not run: "+err.Error())
-	}
+	py := testutil.Python(t, "NATGW_REQUIRE_ORT", "onnx")
 	script := `import sys, onnx
 for p in sys.argv[1:]:
     onnx.checker.check_model(p, full_check=True)
@@ -122,19 +77,6 @@ print("ok", len(sys.argv) - 1)`
 	if !strings.HasPrefix(string(out), "ok ") {
 		t.Fatalf("onnx.checker: unexpected output %q", out)
 	}
-}
-
-func readF32(t testing.TB, path string) []float32 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v
 }
 
 type parityCase struct {
@@ -166,23 +108,6 @@ func loadOFA(t testing.TB, dir string) *supernet.Supernet {
 		t.Fatal(err)
 	}
 	return sn
-}
-
-// maxAbsDiff fails on length mismatch and returns max |a-b|.
-func maxAbsDiff(t testing.TB, a, b []float32) float64 {
-	t.Helper()
-	if len(a) != len(b) {
-		t.Fatalf("lengths %d and %d differ", len(a), len(b))
-	}
-	m := 0.0
-	for i := range a {
-		d := math.Abs(float64(a[i]) - float64(b[i]))
-		if math.IsNaN(d) {
-			return math.Inf(1)
-		}
-		m = max(m, d)
-	}
-	return m
 }
 
 func randInput(seed uint64, n int) []float32 {

@@ -10,6 +10,7 @@ import (
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/supernet"
 )
 
@@ -43,8 +44,8 @@ func TestParityOFA(t *testing.T) {
 			files = append(files, path)
 
 			r := c.Resolution
-			x := readF32(t, filepath.Join(dir, id+"_input.bin"))
-			want := readF32(t, filepath.Join(dir, id+"_logits.bin"))
+			x := testutil.ReadF32(t, filepath.Join(dir, id+"_input.bin"))
+			want := testutil.ReadF32(t, filepath.Join(dir, id+"_logits.bin"))
 			if len(x) != 2*3*r*r || len(want) != 2*102 {
 				t.Fatalf("fixture sizes: input %d, logits %d", len(x), len(want))
 			}
@@ -53,21 +54,21 @@ func TestParityOFA(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := ortRun(t, env, model, x, 2, r)
-			if d := maxAbsDiff(t, got, want); d > parityTol {
+			if d := testutil.MaxAbsDiff(t, got, want); d > parityTol {
 				t.Errorf("batch 2: onnxruntime vs PyTorch logits: max abs diff %.3g > %g", d, parityTol)
 			} else {
-				t.Logf("batch 2: onnxruntime vs PyTorch %.3g, vs Go %.3g", d, maxAbsDiff(t, got, goOut))
+				t.Logf("batch 2: onnxruntime vs PyTorch %.3g, vs Go %.3g", d, testutil.MaxAbsDiff(t, got, goOut))
 			}
-			if d := maxAbsDiff(t, got, goOut); d > parityTol {
+			if d := testutil.MaxAbsDiff(t, got, goOut); d > parityTol {
 				t.Errorf("batch 2: onnxruntime vs Go forward: max abs diff %.3g > %g", d, parityTol)
 			}
 			img := 3 * r * r
 			for i := range 2 {
 				one := ortRun(t, env, model, x[i*img:(i+1)*img], 1, r)
-				if d := maxAbsDiff(t, one, want[i*102:(i+1)*102]); d > parityTol {
+				if d := testutil.MaxAbsDiff(t, one, want[i*102:(i+1)*102]); d > parityTol {
 					t.Errorf("batch 1, image %d: onnxruntime vs PyTorch: max abs diff %.3g", i, d)
 				}
-				if d := maxAbsDiff(t, one, goOut[i*102:(i+1)*102]); d > parityTol {
+				if d := testutil.MaxAbsDiff(t, one, goOut[i*102:(i+1)*102]); d > parityTol {
 					t.Errorf("batch 1, image %d: onnxruntime vs Go forward: max abs diff %.3g", i, d)
 				}
 			}
@@ -127,11 +128,11 @@ func TestParityTFSame(t *testing.T) {
 			if m := maxAbs(want); !(m > 0.1 && m < 1e3) {
 				t.Fatalf("reference logits have max |v| %.3g: the comparison would be meaningless", m)
 			}
-			if d := maxAbsDiff(t, want[:10], want[10:]); d < 10*parityTol {
+			if d := testutil.MaxAbsDiff(t, want[:10], want[10:]); d < 10*parityTol {
 				t.Fatalf("logits of two images differ by only %.3g: they hardly depend on the input", d)
 			}
 			got := ortRun(t, env, model, x, 2, r)
-			d := maxAbsDiff(t, got, want)
+			d := testutil.MaxAbsDiff(t, got, want)
 			if d > parityTol {
 				t.Fatalf("onnxruntime vs Go forward: max abs diff %.3g > %g", d, parityTol)
 			}
@@ -161,7 +162,7 @@ func TestPaddingMatters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := maxAbsDiff(t, ortRun(t, env, same, x, 1, r), ortRun(t, env, sym, x, 1, r)); d < 1e-2 {
+	if d := testutil.MaxAbsDiff(t, ortRun(t, env, same, x, 1, r), ortRun(t, env, sym, x, 1, r)); d < 1e-2 {
 		t.Fatalf("padding mode changes the logits by only %.3g", d)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/natgw/natgw/internal/testutil"
 )
 
 // model is one cacheable model: bytes, key and the scale it multiplies by (0 for the fixtures).
@@ -56,7 +58,7 @@ func runTiny(t testing.TB, s *Session, m model) error {
 // destruction after every step.
 func TestCacheEvictionFixtures(t *testing.T) {
 	env := newTestEnv(t, 1)
-	dir := filepath.Join(sharedDir(t), "fixtures", "ofa-parity")
+	dir := testutil.Shared(t, "fixtures/ofa-parity")
 	var models []model
 	for _, name := range []string{"A0_smallest.onnx", "A2_uniform_k5_e4_d3.onnx"} {
 		b := readFile(t, filepath.Join(dir, name))

@@ -2,58 +2,16 @@ package onnxrt
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/natgw/natgw/internal/testutil"
 )
-
-// repoRoot walks up from the package directory to the directory holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// sharedDir finds the read-only shared material: $NATGW_SHARED (relative paths
-// are taken from the repo root), else <repo>/../shared. It skips when missing
-// unless NATGW_REQUIRE_SHARED=1.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	root := repoRoot(t)
-	dir := os.Getenv("NATGW_SHARED")
-	if dir == "" {
-		dir = filepath.Join("..", "shared")
-	}
-	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(root, dir)
-	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		msg := "shared material not found at " + dir + " (set NATGW_SHARED)"
-		if os.Getenv("NATGW_REQUIRE_SHARED") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dir
-}
 
 // requireLibrary returns the library path the way Config{} would resolve it, or skips
 // (fails with NATGW_REQUIRE_ORT=1) with instructions.
@@ -96,38 +54,9 @@ func readFile(t testing.TB, path string) []byte {
 	return b
 }
 
-func readFloats(t testing.TB, path string) []float32 {
-	t.Helper()
-	b := readFile(t, path)
-	if len(b)%4 != 0 {
-		t.Fatalf("%s: %d bytes is not a whole number of float32", path, len(b))
-	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
-}
-
 func shaHex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
-}
-
-func maxAbsDiff(t testing.TB, a, b []float32) float64 {
-	t.Helper()
-	if len(a) != len(b) {
-		t.Fatalf("length %d vs %d", len(a), len(b))
-	}
-	m := 0.0
-	for i := range a {
-		d := math.Abs(float64(a[i]) - float64(b[i]))
-		if math.IsNaN(d) {
-			return math.Inf(1)
-		}
-		m = math.Max(m, d)
-	}
-	return m
 }
 
 type fixture struct {
@@ -139,11 +68,11 @@ type fixture struct {
 // loadA0 reads the A0_smallest parity fixture (model 9 MB, input [2,3,128,128], logits [2,102]).
 func loadA0(t testing.TB) fixture {
 	t.Helper()
-	dir := filepath.Join(sharedDir(t), "fixtures", "ofa-parity")
+	dir := testutil.Shared(t, "fixtures/ofa-parity")
 	f := fixture{
 		model:  readFile(t, filepath.Join(dir, "A0_smallest.onnx")),
-		input:  readFloats(t, filepath.Join(dir, "A0_smallest_input.bin")),
-		logits: readFloats(t, filepath.Join(dir, "A0_smallest_logits.bin")),
+		input:  testutil.ReadF32(t, filepath.Join(dir, "A0_smallest_input.bin")),
+		logits: testutil.ReadF32(t, filepath.Join(dir, "A0_smallest_logits.bin")),
 	}
 	if len(f.input) != 2*3*128*128 || len(f.logits) != 2*102 {
 		t.Fatalf("A0 fixture sizes: input %d, logits %d", len(f.input), len(f.logits))

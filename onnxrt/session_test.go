@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/natgw/natgw/internal/testutil"
 )
 
 const a0Tol = 1e-4
@@ -49,7 +51,7 @@ func TestSessionA0Parity(t *testing.T) {
 			if want := []int64{tc.shape[0], 102}; !slices.Equal(shape, want) {
 				t.Fatalf("output shape %v, want %v", shape, want)
 			}
-			if d := maxAbsDiff(t, got, tc.want); d > a0Tol {
+			if d := testutil.MaxAbsDiff(t, got, tc.want); d > a0Tol {
 				t.Errorf("max abs diff %.3g > %g", d, a0Tol)
 			} else {
 				t.Logf("max abs diff %.3g", d)
@@ -73,8 +75,15 @@ func TestSessionConcurrentRun(t *testing.T) {
 	}
 
 	const workers, runs = 8, 3
+	// A worker reports an error or an output that differs; the diff is measured back on
+	// the test goroutine, where MaxAbsDiff may stop the test.
+	type result struct {
+		w, r int
+		got  []float32
+		err  error
+	}
 	var wg sync.WaitGroup
-	errs := make(chan error, workers*runs)
+	results := make(chan result, workers*runs)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -82,20 +91,24 @@ func TestSessionConcurrentRun(t *testing.T) {
 			for r := 0; r < runs; r++ {
 				got, _, err := s.Run(context.Background(), f.input, shape)
 				if err != nil {
-					errs <- err
+					results <- result{w: w, r: r, err: err}
 					return
 				}
 				if !slices.Equal(got, want) {
-					errs <- fmt.Errorf("worker %d run %d: output differs (max abs %.3g)", w, r, maxAbsDiff(t, got, want))
+					results <- result{w: w, r: r, got: got}
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+	close(results)
+	for res := range results {
+		if res.err != nil {
+			t.Errorf("worker %d run %d: %v", res.w, res.r, res.err)
+			continue
+		}
+		t.Errorf("worker %d run %d: output differs (max abs %.3g)", res.w, res.r, testutil.MaxAbsDiff(t, res.got, want))
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/natgw/natgw/internal/testutil"
 )
 
 func randomRGB(w, h int, seed uint64) *RGB {
@@ -121,37 +123,13 @@ func TestResizeRegion(t *testing.T) {
 	}
 }
 
-// pythonWithTorch returns a python3 that imports torch, or skips.
-func pythonWithTorch(t *testing.T) string {
-	t.Helper()
-	cands := []string{os.Getenv("NATGW_PYTHON"), "/usr/bin/python3", "python3"}
-	for _, c := range cands {
-		if c == "" {
-			continue
-		}
-		p, err := exec.LookPath(c)
-		if err != nil {
-			continue
-		}
-		if exec.Command(p, "-c", "import torch, numpy").Run() == nil {
-			return p
-		}
-	}
-	msg := "python3 with torch and numpy not found (set NATGW_PYTHON); skipping the PyTorch reference check"
-	if os.Getenv("NATGW_REQUIRE_TORCH") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // TestTensorMatchesTorch compares Spec.Tensor with F.interpolate(bilinear,
 // align_corners=False, antialias=False) + centre crop + normalisation.
 func TestTensorMatchesTorch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts python/torch")
 	}
-	py := pythonWithTorch(t)
+	py := testutil.Python(t, "NATGW_REQUIRE_TORCH", "torch", "numpy")
 	type tcase struct {
 		W, H, R int
 		F       float64

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/natgw/natgw/internal/testutil"
 )
 
 func TestNativeRoundTrip(t *testing.T) {
@@ -52,13 +54,13 @@ func TestNativeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := readF32(t, filepath.Join(dir, c.Input.File))
+	x := testutil.ReadF32(t, filepath.Join(dir, c.Input.File))
 	got, err := sub.Compile().Forward(context.Background(), x, 2, c.Resolution, c.Resolution)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := readF32(t, filepath.Join(dir, c.Logits.File))
-	t.Logf("float16 weights: logits max abs diff %.3g", maxAbsDiff(got, want))
+	want := testutil.ReadF32(t, filepath.Join(dir, c.Logits.File))
+	t.Logf("float16 weights: logits max abs diff %.3g", testutil.MaxAbsDiff(t, got, want))
 }
 
 func equalF32(a, b []float32) bool {

@@ -3,40 +3,15 @@ package supernet
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
-)
 
-// sharedDir finds ../shared (or NATGW_SHARED); it skips the test when the folder is
-// missing, or fails when NATGW_REQUIRE_SHARED=1.
-func sharedDir(t testing.TB, rel string) string {
-	t.Helper()
-	root := os.Getenv("NATGW_SHARED")
-	if root == "" {
-		dir, _ := os.Getwd()
-		for dir != "/" {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			dir = filepath.Dir(dir)
-		}
-		root = filepath.Join(dir, "..", "shared")
-	}
-	p := filepath.Join(root, rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("NATGW_REQUIRE_SHARED") == "1" {
-			t.Fatalf("shared material missing: %v", err)
-		}
-		t.Skipf("shared material missing (%v): set NATGW_SHARED to the shared folder", err)
-	}
-	return p
-}
+	"github.com/natgw/natgw/internal/testutil"
+)
 
 type parityCase struct {
 	ID         string `json:"id"`
@@ -63,7 +38,7 @@ func loadCase(t testing.TB, dir, id string) parityCase {
 		t.Fatal(err)
 	}
 	var c parityCase
-	dec := json.NewDecoder(bytesReader(data))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&c); err != nil {
 		t.Fatal(err)
 	}
@@ -71,29 +46,8 @@ func loadCase(t testing.TB, dir, id string) parityCase {
 	return c
 }
 
-func readF32(t testing.TB, path string) []float32 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v
-}
-
-func maxAbsDiff(a, b []float32) float64 {
-	m := 0.0
-	for i := range a {
-		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return m
-}
-
 func TestKeysMatchOFAStateDict(t *testing.T) {
-	dir := sharedDir(t, "fixtures/ofa-parity")
+	dir := testutil.Shared(t, "fixtures/ofa-parity")
 	data, err := os.ReadFile(filepath.Join(dir, "state_dict_keys.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +79,7 @@ func TestKeysMatchOFAStateDict(t *testing.T) {
 }
 
 func TestCountsMatchOFA(t *testing.T) {
-	dir := sharedDir(t, "fixtures/ofa-parity")
+	dir := testutil.Shared(t, "fixtures/ofa-parity")
 	spec := OFAMobileNetV3(1.0, 102)
 	sn, err := Random(spec, 1)
 	if err != nil {
@@ -153,7 +107,7 @@ var (
 )
 
 func ofaSupernet(t testing.TB) (*Supernet, string) {
-	dir := sharedDir(t, "fixtures/ofa-parity")
+	dir := testutil.Shared(t, "fixtures/ofa-parity")
 	ofaOnce.Do(func() {
 		ofaNet, ofaErr = Load(filepath.Join(dir, "ofa_mbv3_d234_e346_k357_w1.0_seed0.pth"), LoadOptions{})
 	})
@@ -175,14 +129,14 @@ func TestLogitsMatchOFA(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x := readF32(t, filepath.Join(dir, c.Input.File))
-			want := readF32(t, filepath.Join(dir, c.Logits.File))
+			x := testutil.ReadF32(t, filepath.Join(dir, c.Input.File))
+			want := testutil.ReadF32(t, filepath.Join(dir, c.Logits.File))
 			s := c.Input.Shape
 			got, err := sub.Compile().Forward(context.Background(), x, s[0], s[2], s[3])
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxAbsDiff(got, want); d > 1e-4 {
+			if d := testutil.MaxAbsDiff(t, got, want); d > 1e-4 {
 				t.Errorf("logits max abs diff %.3g > 1e-4", d)
 			} else {
 				t.Logf("logits max abs diff %.3g", d)
@@ -192,11 +146,9 @@ func TestLogitsMatchOFA(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxAbsDiff(one, want[:len(one)]); d > 1e-4 {
+			if d := testutil.MaxAbsDiff(t, one, want[:len(one)]); d > 1e-4 {
 				t.Errorf("batch-1 logits max abs diff %.3g > 1e-4", d)
 			}
 		})
 	}
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -3,34 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/supernet"
 )
-
-// sharedDir finds ../shared (or NATGW_SHARED) and skips, or fails under
-// NATGW_REQUIRE_SHARED=1, when it is missing.
-func sharedDir(t testing.TB, rel string) string {
-	t.Helper()
-	root := os.Getenv("NATGW_SHARED")
-	if root == "" {
-		root = filepath.Join("..", "..", "..", "shared")
-	}
-	p := filepath.Join(root, rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("NATGW_REQUIRE_SHARED") == "1" {
-			t.Fatalf("shared material missing: %v", err)
-		}
-		t.Skipf("shared material missing (%v): set NATGW_SHARED", err)
-	}
-	return p
-}
 
 func runCLI(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
@@ -55,7 +36,7 @@ func tinySupernet(t *testing.T) (string, *supernet.Spec) {
 }
 
 func TestSubnetInfoMatchesOFA(t *testing.T) {
-	dir := sharedDir(t, "fixtures/ofa-parity")
+	dir := testutil.Shared(t, "fixtures/ofa-parity")
 	var c struct {
 		Config     supernet.Arch `json:"config"`
 		Resolution int           `json:"resolution"`
@@ -86,7 +67,7 @@ func TestSubnetInfoMatchesOFA(t *testing.T) {
 }
 
 func TestSubnetForwardMatchesOFA(t *testing.T) {
-	dir := sharedDir(t, "fixtures/ofa-parity")
+	dir := testutil.Shared(t, "fixtures/ofa-parity")
 	var c struct {
 		Config     supernet.Arch `json:"config"`
 		Resolution int           `json:"resolution"`
@@ -102,19 +83,13 @@ func TestSubnetForwardMatchesOFA(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
-	got, _ := os.ReadFile(out)
-	want, _ := os.ReadFile(filepath.Join(dir, "A0_smallest_logits.bin"))
+	got := testutil.ReadF32(t, out)
+	want := testutil.ReadF32(t, filepath.Join(dir, "A0_smallest_logits.bin"))
 	if len(got) != len(want) {
-		t.Fatalf("%d bytes of logits, want %d", len(got), len(want))
+		t.Fatalf("%d logits, want %d", len(got), len(want))
 	}
-	worst := 0.0
-	for i := 0; i < len(got); i += 4 {
-		a := math.Float32frombits(binary.LittleEndian.Uint32(got[i:]))
-		b := math.Float32frombits(binary.LittleEndian.Uint32(want[i:]))
-		worst = math.Max(worst, math.Abs(float64(a-b)))
-	}
-	if worst > 1e-4 {
-		t.Fatalf("logits max abs diff %g", worst)
+	if d := testutil.MaxAbsDiff(t, got, want); d > 1e-4 {
+		t.Fatalf("logits max abs diff %g", d)
 	}
 }
 
@@ -161,7 +136,7 @@ func TestCLIErrors(t *testing.T) {
 }
 
 func TestSupernetConvert(t *testing.T) {
-	dir := sharedDir(t, "fixtures/ofa-parity")
+	dir := testutil.Shared(t, "fixtures/ofa-parity")
 	out := filepath.Join(t.TempDir(), "ofa.safetensors")
 	if _, stderr, err := runCLI(t, "supernet", "convert", "--in", filepath.Join(dir, "ofa_mbv3_d234_e346_k357_w1.0_seed0.pth"), "--out", out, "--id", "ofa-fixture", "--version", "1"); err != nil {
 		t.Fatalf("%v: %s", err, stderr)

@@ -9,21 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-)
 
-// torchPython returns a python3 that imports torch, or skips the test.
-func torchPython(t *testing.T) string {
-	t.Helper()
-	for _, py := range []string{"/usr/bin/python3", "python3"} {
-		if p, err := exec.LookPath(py); err == nil {
-			if exec.Command(p, "-c", "import torch").Run() == nil {
-				return p
-			}
-		}
-	}
-	t.Skip("PyTorch parity skipped: no python3 that can `import torch` (install python3-torch)")
-	return ""
-}
+	"github.com/natgw/natgw/internal/testutil"
+)
 
 func writeBin(t *testing.T, path string, v []float32) {
 	t.Helper()
@@ -54,7 +42,8 @@ func readBin(t *testing.T, path string, n int) []float32 {
 
 // TestTorchParity compares convolutions and activations with PyTorch on the same inputs.
 func TestTorchParity(t *testing.T) {
-	py := torchPython(t)
+	// No require variable: without torch this check skips, never fails.
+	py := testutil.Python(t, "", "torch")
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(21, 22))
 

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/natgw/natgw/internal/testutil"
 )
 
 type expectedTensor struct {
@@ -113,7 +115,7 @@ func TestTruncated(t *testing.T) {
 }
 
 func TestLoadOFA(t *testing.T) {
-	path := sharedFile(t, ofaCheckpoint)
+	path := testutil.Shared(t, ofaCheckpoint)
 	keysPath := filepath.Join(filepath.Dir(path), "state_dict_keys.json")
 	kb, err := os.ReadFile(keysPath)
 	if err != nil {
