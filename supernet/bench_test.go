@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/natgw/natgw/internal/testutil"
 )
 
 // BenchmarkForward times the compiled eval forward for the subnets bench/torch_forward.py
@@ -43,6 +45,34 @@ func BenchmarkForward(b *testing.B) {
 					b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkLoadOFA loads OFA's w1.0 checkpoint (torch zip format) into a Supernet.
+func BenchmarkLoadOFA(b *testing.B) {
+	path := testutil.Shared(b, "fixtures/ofa-parity/ofa_mbv3_d234_e346_k357_w1.0_seed0.pth")
+	for range b.N {
+		if _, err := Load(path, LoadOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoadNative loads the same supernet from natgw's native format.
+func BenchmarkLoadNative(b *testing.B) {
+	sn, err := Load(testutil.Shared(b, "fixtures/ofa-parity/ofa_mbv3_d234_e346_k357_w1.0_seed0.pth"), LoadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := b.TempDir() + "/ofa.safetensors"
+	if err := sn.Save(path, SaveOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := Load(path, LoadOptions{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Gateway benchmarks over loopback, load from a second process (bench/loadgen):
+#  1. warm GET /v1/models p50/p99 (target p99 <= 2 ms)
+#  2. POST /v2/models/{id}/infer batch-1 latency vs in-process onnxruntime Run of the same
+#     file (bench/ortrun), same threads (target <= 1.10x)
+#  3. /v2 infer throughput at concurrency 16 with dynamic batching vs --max-batch 1 (target >= 1.5x)
+# The served task is built by bench/mktask from the OFA parity checkpoint (synthetic
+# accuracies: serving cost does not depend on them). Prints JSON lines.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+shared="${NATGW_SHARED:-$root/../shared}"
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+export ONNXRUNTIME_LIB="${ONNXRUNTIME_LIB:-$root/third_party/onnxruntime/lib/libonnxruntime.so.1}"
+madds="${MADDS:-150M}"
+threads="${THREADS:-2}"
+
+go build -o "$work/natgw" ./cmd/natgw
+go build -o "$work/loadgen" ./bench/loadgen
+go build -o "$work/ortrun" ./bench/ortrun
+go run ./bench/mktask --supernet "$shared/fixtures/ofa-parity/ofa_mbv3_d234_e346_k357_w1.0_seed0.pth" --out "$work/models/bench" >/dev/null
+
+port=$((20000 + RANDOM % 20000))
+url="http://127.0.0.1:$port"
+start() { # start the gateway with extra flags, wait until ready
+  "$work/natgw" serve --models "$work/models" --addr "127.0.0.1:$port" --access-log=false --log-level warn \
+    --ort-threads "$threads" "$@" 2>"$work/serve.log" &
+  for _ in $(seq 1 200); do
+    curl -sf "$url/v2/health/ready" >/dev/null && return 0
+    sleep 0.1
+  done
+  cat "$work/serve.log" >&2; return 1
+}
+stop() { kill "$(jobs -p)" 2>/dev/null || true; wait 2>/dev/null || true; }
+
+start
+model="$(curl -sf "$url/v1/models?task=bench&madds=$madds")"
+id="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$model")"
+r="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["resolution"])' "$model")"
+curl -sf -o "$work/model.onnx" "$url/v1/models/$id/model.onnx"
+python3 - "$r" "$work/req1.json" <<'PY'
+import json, random, sys
+r = int(sys.argv[1]); random.seed(1)
+json.dump({"inputs": [{"name": "input", "shape": [1, 3, r, r], "datatype": "FP32",
+                       "data": [round(random.uniform(-1, 1), 4) for _ in range(3 * r * r)]}]}, open(sys.argv[2], "w"))
+PY
+echo "{\"model\": $model}" | head -c 400; echo
+echo "warm /v1/models:"
+"$work/loadgen" -url "$url/v1/models?task=bench&madds=$madds" -n 20000 -c 16 -warmup 200
+echo "/v2 infer batch 1, one client:"
+"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 300 -c 1 -warmup 20
+echo "in-process onnxruntime Run, batch 1:"
+"$work/ortrun" -model "$work/model.onnx" -n 300 -batch 1 -threads "$threads"
+echo "/v2 infer, 16 clients, dynamic batching (max batch 16):"
+"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 50
+stop
+start --max-batch 1
+curl -sf "$url/v1/models?task=bench&madds=$madds" >/dev/null
+echo "/v2 infer, 16 clients, no batching (max batch 1):"
+"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 50
+stop
