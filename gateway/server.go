@@ -47,6 +47,7 @@ type Config struct {
 	ResolveTTL   time.Duration // budget → model mappings
 	ModelTTL     time.Duration // model bytes and metadata
 	AccessLog    bool
+	WebRuntime   string // onnxruntime-web folder for the page at /; "" searches (web.FindRuntime)
 }
 
 // Defaults for zero Config fields.
@@ -184,6 +185,7 @@ func (s *Server) routes() *gin.Engine {
 	})
 	r.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openapiJSON) })
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
+	s.webRoutes(r)
 
 	v1 := r.Group("/v1")
 	v1.GET("/tasks", s.wrap(s.listTasks))

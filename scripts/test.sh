@@ -8,3 +8,4 @@ cd "$root"
 export ONNXRUNTIME_LIB="${ONNXRUNTIME_LIB:-$root/third_party/onnxruntime/lib/libonnxruntime.so.1}"
 go vet ./...
 go test -count=1 -timeout 30m ./... "$@"
+"$root/scripts/test-web.sh"
