@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/natgw/natgw/internal/testredis"
+	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/specializer"
 	"github.com/natgw/natgw/task"
@@ -281,6 +283,31 @@ func TestClassifyAndOIP(t *testing.T) {
 		}
 	}
 
+	// Triton's binary tensor extension gives the same logits.
+	hdr, _ := json.Marshal(map[string]any{
+		"inputs": []map[string]any{{"name": "input", "shape": []int{1, 3, r, r}, "datatype": "FP32",
+			"parameters": map[string]any{"binary_data_size": 4 * len(x)}}},
+	})
+	bin := make([]byte, 4*len(x))
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(bin[4*i:], math.Float32bits(v))
+	}
+	breq, _ := http.NewRequest("POST", ts.http.URL+"/v2/models/"+cr.Model.ID+"/infer", bytes.NewReader(append(hdr, bin...)))
+	breq.Header.Set("Inference-Header-Content-Length", fmt.Sprint(len(hdr)))
+	res, err = http.DefaultClient.Do(breq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bout struct {
+		Outputs []struct {
+			Data []float32 `json:"data"`
+		} `json:"outputs"`
+	}
+	decode(t, res, &bout)
+	if res.StatusCode != 200 || len(bout.Outputs) != 1 || len(bout.Outputs[0].Data) != len(out.Outputs[0].Data) || testutil.MaxAbsDiff(t, bout.Outputs[0].Data, out.Outputs[0].Data) > 1e-6 {
+		t.Fatalf("binary infer: %d %+v", res.StatusCode, bout)
+	}
+
 	// Triton's classification extension.
 	reqBody, _ = json.Marshal(map[string]any{
 		"inputs":  []map[string]any{{"name": "input", "shape": []int{1, 3, r, r}, "datatype": "FP32", "data": x}},
@@ -465,7 +492,12 @@ func FuzzDecodeOIP(f *testing.F) {
 	f.Add([]byte(`{"inputs":[{"name":"input","shape":[1,3,2,2],"datatype":"FP32","data":[[[[1,2],[3,4]],[[5,6],[7,8]],[[9,10],[11,12]]]]}],"outputs":[{"name":"logits","parameters":{"classification":2}}]}`))
 	f.Add([]byte(`{"inputs":[]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		x, n, k, _, err := decodeOIP(body, 2, 4)
+		x, n, k, _, err := decodeOIP(body, -1, 2, 4)
+		if err == nil && (n < 1 || n > 4 || len(x) != n*12 || k < 0 || k > maxTop) {
+			t.Fatalf("accepted n=%d len=%d k=%d", n, len(x), k)
+		}
+		// The same bytes as a binary-extension body with the header length at every split.
+		x, n, k, _, err = decodeOIP(body, len(body)/2, 2, 4)
 		if err != nil {
 			return
 		}

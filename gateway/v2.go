@@ -2,16 +2,22 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 )
 
 // Open Inference Protocol v2 (KServe/Triton). Models are addressed by their id.
+
+// binaryHeader announces Triton's binary tensor extension: the JSON header's length.
+const binaryHeader = "Inference-Header-Content-Length"
 
 func (s *Server) oipServer(c *gin.Context) error {
 	c.JSON(http.StatusOK, gin.H{"name": "natgw", "version": s.cfg.Version, "extensions": []string{"classification"}})
@@ -86,7 +92,16 @@ type oipOutput struct {
 // decodeOIP parses and checks an infer request against a model with resolution r: one FP32
 // input "input" of shape [N,3,r,r], row-major data flat or nested, 1 ≤ N ≤ maxBatch.
 // It returns the tensor, N and the classification count (0 = raw logits).
-func decodeOIP(body []byte, r, maxBatch int) (x []float32, n int, classify int, id string, err error) {
+// With Triton's binary tensor extension, headerLen ≥ 0 is the length of the JSON part
+// (Inference-Header-Content-Length) and the tensor follows as raw little-endian float32.
+func decodeOIP(body []byte, headerLen, r, maxBatch int) (x []float32, n int, classify int, id string, err error) {
+	var bin []byte
+	if headerLen >= 0 {
+		if headerLen > len(body) {
+			return nil, 0, 0, "", badRequest("infer request: %s %d is longer than the body (%d bytes)", binaryHeader, headerLen, len(body))
+		}
+		body, bin = body[:headerLen], body[headerLen:]
+	}
 	var req oipRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -109,7 +124,19 @@ func decodeOIP(body []byte, r, maxBatch int) (x []float32, n int, classify int, 
 	n = int(in.Shape[0])
 	want := n * 3 * r * r
 	x = make([]float32, 0, want)
-	if x, err = flatten(in.Data, x, want, 0); err != nil {
+	if bin != nil {
+		size, ok := in.Parameters["binary_data_size"].(float64)
+		if !ok || size != float64(len(bin)) || len(in.Data) != 0 {
+			return nil, 0, 0, "", badRequest("infer request: binary input needs parameters.binary_data_size = %d (the bytes after the JSON header) and no data field", len(bin))
+		}
+		if len(bin) != 4*want {
+			return nil, 0, 0, "", badRequest("infer request: %d bytes of binary data, shape %v needs %d", len(bin), in.Shape, 4*want)
+		}
+		x = x[:want]
+		for i := range x {
+			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(bin[4*i:]))
+		}
+	} else if x, err = flatten(in.Data, x, want, 0); err != nil {
 		return nil, 0, 0, "", badRequest("infer request: data: %v", err)
 	}
 	if len(x) != want {
@@ -131,33 +158,135 @@ func decodeOIP(body []byte, r, maxBatch int) (x []float32, n int, classify int, 
 }
 
 // flatten appends the numbers of a flat or nested JSON array to x, refusing more than want.
+// It parses the bytes itself: encoding/json's reflection costs more than the model run for
+// image-sized tensors.
 func flatten(raw json.RawMessage, x []float32, want, depth int) ([]float32, error) {
+	p := floatParser{b: raw, max: want}
+	p.skipSpace()
+	out, err := p.array(x, 0)
+	if err != nil {
+		return nil, err
+	}
+	p.skipSpace()
+	if p.i != len(p.b) {
+		return nil, fmt.Errorf("trailing data after the array at byte %d", p.i)
+	}
+	return out, nil
+}
+
+type floatParser struct {
+	b   []byte
+	i   int
+	max int
+}
+
+func (p *floatParser) skipSpace() {
+	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\n' || p.b[p.i] == '\t' || p.b[p.i] == '\r') {
+		p.i++
+	}
+}
+
+// array parses [v, v, ...] where v is a number or (up to 4 levels) a nested array.
+func (p *floatParser) array(x []float32, depth int) ([]float32, error) {
 	if depth > 4 {
 		return nil, fmt.Errorf("nested deeper than the tensor's 4 dimensions")
 	}
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '[' {
-		return nil, fmt.Errorf("want a JSON array of numbers")
+	if p.i >= len(p.b) || p.b[p.i] != '[' {
+		return nil, fmt.Errorf("want a JSON array of numbers at byte %d", p.i)
 	}
-	// Fast path: a flat array of numbers.
-	var flat []float32
-	if err := json.Unmarshal(raw, &flat); err == nil {
-		if len(x)+len(flat) > want {
-			return nil, fmt.Errorf("more than %d values", want)
+	p.i++
+	p.skipSpace()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return x, nil
+	}
+	for {
+		p.skipSpace()
+		if p.i >= len(p.b) {
+			return nil, fmt.Errorf("unterminated array")
 		}
-		return append(x, flat...), nil
-	}
-	var parts []json.RawMessage
-	if err := json.Unmarshal(raw, &parts); err != nil {
-		return nil, err
-	}
-	for _, p := range parts {
-		var err error
-		if x, err = flatten(p, x, want, depth+1); err != nil {
-			return nil, err
+		if p.b[p.i] == '[' {
+			var err error
+			if x, err = p.array(x, depth+1); err != nil {
+				return nil, err
+			}
+		} else {
+			j := p.i
+			for j < len(p.b) && (p.b[j] == '-' || p.b[j] == '+' || p.b[j] == '.' || p.b[j] == 'e' || p.b[j] == 'E' || (p.b[j] >= '0' && p.b[j] <= '9')) {
+				j++
+			}
+			if j == p.i {
+				return nil, fmt.Errorf("want a number at byte %d", p.i)
+			}
+			if len(x) >= p.max {
+				return nil, fmt.Errorf("more than %d values", p.max)
+			}
+			v, err := strconv.ParseFloat(unsafe.String(&p.b[p.i], j-p.i), 32)
+			if err != nil || !jsonNumber(p.b[p.i:j]) {
+				return nil, fmt.Errorf("bad number %q", truncate(string(p.b[p.i:j]), 32))
+			}
+			x = append(x, float32(v))
+			p.i = j
+		}
+		p.skipSpace()
+		if p.i >= len(p.b) {
+			return nil, fmt.Errorf("unterminated array")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return x, nil
+		default:
+			return nil, fmt.Errorf("want , or ] at byte %d", p.i)
 		}
 	}
-	return x, nil
+}
+
+// jsonNumber checks the JSON number grammar that ParseFloat is laxer about (no leading +,
+// no bare dot, no leading zeros, no hex, inf or nan).
+func jsonNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return false
+	}
+	if b[i] == '0' {
+		i++
+	} else if b[i] >= '1' && b[i] <= '9' {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	} else {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
 func (s *Server) oipInfer(c *gin.Context) error {
@@ -173,7 +302,13 @@ func (s *Server) oipInfer(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	x, n, classify, reqID, err := decodeOIP(body, info.Resolution, s.cfg.Batch.MaxBatch)
+	headerLen := -1
+	if v := c.GetHeader(binaryHeader); v != "" {
+		if headerLen, err = strconv.Atoi(v); err != nil || headerLen < 0 {
+			return badRequest("%s: %q is not a length", binaryHeader, truncate(v, 32))
+		}
+	}
+	x, n, classify, reqID, err := decodeOIP(body, headerLen, info.Resolution, s.cfg.Batch.MaxBatch)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,9 @@ func commands() []command {
 		{"export", "export a subnet to ONNX with task, labels and preprocessing metadata", cmdExport},
 		{"infer", "classify an image with an exported ONNX model (top-k labels and probabilities)", cmdInfer},
 		{"search", "NAT search: measure subnets on a data set into a resumable archive", cmdSearch},
+		{"train", "train a supernet with the sandwich rule (largest, smallest, random subnets) and save it", cmdTrain},
 		{"front", "print an archive's accuracy/MAdds front as JSON, optionally plot it", cmdFront},
+		{"import-tflite", "import TensorFlow Lite's quantized MobileNetV2 as a natgw supernet (BatchNorm restored by calibration)", cmdImportTFLite},
 	}
 }
 

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/preprocess"
+	"github.com/natgw/natgw/supernet"
+	"github.com/natgw/natgw/trainer"
+)
+
+// trainSummary is the JSON line `natgw train` prints last.
+type trainSummary struct {
+	Steps        int              `json:"steps"`
+	StepsRun     int              `json:"steps_run"`
+	ImagesPerSec float64          `json:"images_per_sec"`
+	FinalLoss    float64          `json:"final_loss"`
+	FirstLoss    float64          `json:"first_loss"`
+	Evals        []trainer.Eval   `json:"evals,omitempty"`
+	Out          string           `json:"out"`
+	State        string           `json:"state,omitempty"`
+	Spec         string           `json:"spec"`
+	Classes      int              `json:"classes"`
+	Config       trainFlagsRecord `json:"config"`
+}
+
+type trainFlagsRecord struct {
+	Resolution int     `json:"resolution"`
+	Batch      int     `json:"batch"`
+	Epochs     int     `json:"epochs"`
+	MaxSteps   int     `json:"max_steps"`
+	Subnets    int     `json:"subnets"`
+	LR         float64 `json:"lr"`
+	Seed       uint64  `json:"seed"`
+}
+
+func cmdTrain(ctx context.Context, env *cli, args []string) error {
+	fs := newFlags(env, "train")
+	ckpt := fs.String("supernet", "", "supernet checkpoint to start from (OFA .pth or natgw native)")
+	data := fs.String("data", "", "image-folder data set root with train/ (and val/ for validation)")
+	res := fs.Int("resolution", 0, "training and validation input size R")
+	batch := fs.Int("batch", 0, "images per step")
+	epochs := fs.Int("epochs", 0, "passes over train/")
+	maxSteps := fs.Int("max-steps", 0, "stop after this many steps in all (0: epochs' worth)")
+	subnets := fs.Int("subnets", 2, "random subnets per step besides the largest and the smallest")
+	out := fs.String("out", "", "where to write the trained supernet (natgw native format)")
+	lr := fs.Float64("lr", 0.025, "peak learning rate (cosine schedule after the warm-up)")
+	warmup := fs.Int("warmup", -1, "warm-up steps (-1: 5% of the steps)")
+	wd := fs.Float64("weight-decay", 3e-5, "weight decay (not on BatchNorm and bias tensors)")
+	smoothing := fs.Float64("label-smoothing", 0.1, "label smoothing")
+	kd := fs.Float64("kd-ratio", 1, "weight of the distillation loss from the largest subnet")
+	seed := fs.Uint64("seed", 1, "seed of subnet sampling, data order and augmentation")
+	valEvery := fs.Int("val-every", 0, "validate the largest subnet every K steps (0: only at the end)")
+	calib := fs.Int("calib", 500, "training images (eval preprocessing) for BatchNorm recalibration before validation")
+	state := fs.String("state", "", "resumable training state; resumed from when it exists (default: --out + .state)")
+	stateEvery := fs.Int("state-every", 200, "write the training state every this many steps")
+	workers := fs.Int("workers", 0, "image decoding goroutines (0: one per core)")
+	if err := parse(fs, args, "supernet", "data", "out"); err != nil {
+		return helpOK(err)
+	}
+	if *res < 8 || *batch < 1 || (*epochs < 1 && *maxSteps < 1) || *subnets < 0 || *calib < 0 || *stateEvery < 0 || *workers < 0 {
+		return usageError{"train: --resolution ≥ 8, --batch ≥ 1, --epochs or --max-steps ≥ 1, --subnets, --calib, --state-every, --workers ≥ 0 required"}
+	}
+	if *state == "" {
+		*state = *out + ".state"
+	}
+	trainSet, err := dataset.Open(*data, "train")
+	if err != nil {
+		return err
+	}
+	sn, err := supernet.Load(*ckpt, supernet.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	if sn, err = trainer.WithClasses(sn, len(trainSet.Classes), *seed); err != nil {
+		return err
+	}
+	eval := preprocess.DefaultSpec(*res)
+	trainLoader, err := dataset.NewLoader(dataset.Config{Set: trainSet, Spec: eval, Batch: *batch, Shuffle: true, Seed: *seed,
+		Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: 0.35, ScaleMax: 1, HFlip: true}, Workers: *workers, DropLast: true, CacheDecoded: true})
+	if err != nil {
+		return err
+	}
+	d := trainer.Data{Train: trainLoader}
+	if _, err := os.Stat(filepath.Join(*data, "val")); err != nil {
+		fmt.Fprintf(env.stderr, "train: no validation: %v\n", oneLine(err))
+	} else if valSet, err := dataset.Open(*data, "val"); err != nil {
+		return err
+	} else {
+		if d.Val, err = dataset.NewLoader(dataset.Config{Set: valSet, Spec: eval, Batch: 64, Workers: *workers, CacheDecoded: true}); err != nil {
+			return err
+		}
+		if *calib > 0 {
+			d.Calib, err = dataset.NewLoader(dataset.Config{Set: trainSet.Subset(*calib, *seed), Spec: eval, Batch: 64, Workers: *workers, CacheDecoded: true})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	cfg := trainer.DefaultConfig()
+	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.MaxSteps, cfg.Subnets = *batch, *res, *epochs, *maxSteps, *subnets
+	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio, cfg.Seed = *lr, *wd, *smoothing, *kd, *seed
+	cfg.ValEvery, cfg.Checkpoint, cfg.CheckpointEvery, cfg.Progress = *valEvery, *state, *stateEvery, env.stderr
+	tr, err := trainer.New(sn, cfg)
+	if err != nil {
+		return err
+	}
+	total := tr.TotalSteps(trainLoader.NumBatches())
+	if *warmup < 0 {
+		cfg.WarmupSteps = total / 20
+	} else {
+		cfg.WarmupSteps = *warmup
+	}
+	if tr, err = trainer.New(sn, cfg); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*state); err == nil {
+		if err := tr.Resume(*state); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stderr, "train: resumed from %s at step %d\n", *state, tr.StepCount())
+	}
+	result, err := tr.Fit(ctx, d)
+	if err != nil {
+		return err
+	}
+	sn.Meta["trained_by"] = "natgw train"
+	sn.Meta["train_data"] = *data
+	sn.Meta["train_steps"] = fmt.Sprint(result.Steps)
+	if err := sn.Save(*out, supernet.SaveOptions{}); err != nil {
+		return err
+	}
+	line, err := json.Marshal(trainSummary{
+		Steps: result.Steps, StepsRun: result.StepsRun, ImagesPerSec: result.ImagesPerSec,
+		FinalLoss: result.FinalLoss, FirstLoss: result.FirstLoss, Evals: result.Evals,
+		Out: *out, State: *state, Spec: sn.Spec.Name, Classes: sn.Spec.Classes,
+		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, string(line))
+	return nil
+}

@@ -1,0 +1,136 @@
+package trainer
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/natgw/natgw/internal/safetensors"
+	"github.com/natgw/natgw/supernet"
+)
+
+// Resumable state file: safetensors with every supernet tensor under "param/<name>", the
+// momentum buffers under "momentum/<name>", and step, generator state and spec in the
+// metadata.
+const (
+	stateFormat  = "natgw-train-state/1"
+	paramPrefix  = "param/"
+	momentPrefix = "momentum/"
+)
+
+// SaveState writes everything needed to continue training: weights and BatchNorm
+// statistics, optimizer state, step count and the generator state. The write is atomic.
+func (t *Trainer) SaveState(path string) error {
+	rngState, err := t.pcg.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("trainer: save state: %w", err)
+	}
+	f := safetensors.File{Metadata: map[string]string{
+		"format": stateFormat,
+		"step":   strconv.Itoa(t.step),
+		"rng":    base64.StdEncoding.EncodeToString(rngState),
+		"spec":   string(t.sn.Spec.MarshalSpec()),
+	}}
+	for _, p := range t.sn.Params() {
+		f.Tensors = append(f.Tensors, safetensors.Tensor{Name: paramPrefix + p.Name, DType: "F32", Shape: p.Shape, Data: p.Data})
+	}
+	for _, p := range t.m.params {
+		if buf, ok := t.opt.buf[p.name]; ok {
+			f.Tensors = append(f.Tensors, safetensors.Tensor{Name: momentPrefix + p.name, DType: "F32", Shape: p.shape, Data: buf})
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".natgw-train-*")
+	if err != nil {
+		return fmt.Errorf("trainer: save state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := safetensors.Write(tmp, f); err != nil {
+		tmp.Close()
+		return fmt.Errorf("trainer: save state %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("trainer: save state %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("trainer: save state: %w", err)
+	}
+	return nil
+}
+
+// Resume loads a state written by SaveState into the trainer: the supernet's tensors are
+// overwritten in place, and the optimizer, step count and generator continue from it.
+// The spec must be the trainer's.
+func (t *Trainer) Resume(path string) error {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("trainer: resume: %w", err)
+	}
+	if f.Metadata["format"] != stateFormat {
+		return fmt.Errorf("trainer: resume %s: not a training state (format %q)", path, f.Metadata["format"])
+	}
+	if f.Metadata["spec"] != string(t.sn.Spec.MarshalSpec()) {
+		return fmt.Errorf("trainer: resume %s: saved for another spec", path)
+	}
+	step, err := strconv.Atoi(f.Metadata["step"])
+	if err != nil || step < 0 {
+		return fmt.Errorf("trainer: resume %s: bad step %q", path, f.Metadata["step"])
+	}
+	rngState, err := base64.StdEncoding.DecodeString(f.Metadata["rng"])
+	if err != nil {
+		return fmt.Errorf("trainer: resume %s: rng: %w", path, err)
+	}
+	byName := map[string]safetensors.Tensor{}
+	for _, ts := range f.Tensors {
+		byName[ts.Name] = ts
+	}
+	for _, p := range t.sn.Params() {
+		ts, ok := byName[paramPrefix+p.Name]
+		if !ok || len(ts.Data) != len(p.Data) {
+			return fmt.Errorf("trainer: resume %s: tensor %s missing or of the wrong size", path, p.Name)
+		}
+	}
+	bufs := map[string][]float32{}
+	for _, p := range t.m.params {
+		if ts, ok := byName[momentPrefix+p.name]; ok {
+			if len(ts.Data) != len(p.data) {
+				return fmt.Errorf("trainer: resume %s: momentum of %s has the wrong size", path, p.name)
+			}
+			bufs[p.name] = ts.Data
+		}
+	}
+	if err := t.pcg.UnmarshalBinary(rngState); err != nil {
+		return fmt.Errorf("trainer: resume %s: rng: %w", path, err)
+	}
+	for _, p := range t.sn.Params() {
+		copy(p.Data, byName[paramPrefix+p.Name].Data)
+	}
+	t.opt.buf = bufs
+	t.step = step
+	return nil
+}
+
+// WithClasses returns sn unchanged when it already has the given number of classes, else a
+// copy whose classifier is freshly initialised for that many classes (fine-tuning a
+// supernet on a new task); every other tensor is copied.
+func WithClasses(sn *supernet.Supernet, classes int, seed uint64) (*supernet.Supernet, error) {
+	if sn.Spec.Classes == classes {
+		return sn, nil
+	}
+	spec := *sn.Spec
+	spec.Classes = classes
+	fresh, err := supernet.Random(&spec, seed)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range fresh.Params() {
+		if old, ok := sn.Param(p.Name); ok && len(old.Data) == len(p.Data) {
+			copy(p.Data, old.Data)
+		}
+	}
+	for k, v := range sn.Meta {
+		fresh.Meta[k] = v
+	}
+	return fresh, nil
+}

@@ -1,0 +1,291 @@
+package trainer
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/natgw/natgw/supernet"
+)
+
+// Sampler draws the elastic part (ks, e, d) of the random subnets of each step; NAT's
+// loop supplies one that follows its archive's distribution. R is ignored: training runs
+// at the data's resolution.
+type Sampler interface {
+	Sample(rng *rand.Rand) supernet.Arch
+}
+
+// UniformSampler draws every kernel size, expand ratio and depth uniformly.
+type UniformSampler struct{ Spec *supernet.Spec }
+
+// Sample implements Sampler.
+func (u UniformSampler) Sample(r *rand.Rand) supernet.Arch {
+	s := u.Spec
+	nb := s.NumBlocks()
+	a := supernet.Arch{KS: make([]int, nb), E: make([]int, nb), D: make([]int, len(s.Stages)), R: s.Resolutions[0]}
+	for b := range nb {
+		a.KS[b] = s.Kernels[r.IntN(len(s.Kernels))]
+		a.E[b] = s.Expands[r.IntN(len(s.Expands))]
+	}
+	for i, st := range s.Stages {
+		a.D[i] = st.Depths[r.IntN(len(st.Depths))]
+	}
+	return a
+}
+
+// Config sets up training. Zero values are taken literally except where noted;
+// DefaultConfig gives OFA-like values.
+type Config struct {
+	Batch      int // images per step (required)
+	Resolution int // input size (required)
+	Epochs     int // passes over the training data (Fit)
+	MaxSteps   int // stop after this many steps in all; 0 = Epochs' worth
+	Subnets    int // random subnets per step besides the largest and the smallest
+
+	LR             float64 // peak learning rate, reached after WarmupSteps
+	WarmupSteps    int     // linear warm-up from 0, then cosine decay to 0 at the last step
+	Momentum       float64
+	Nesterov       bool
+	WeightDecay    float64 // not on names containing "bn" or "bias"
+	LabelSmoothing float64
+	KDRatio        float64 // weight of the distillation loss from the largest subnet's soft targets
+
+	Seed    uint64
+	Sampler Sampler // nil = UniformSampler
+
+	ValEvery        int // validate every this many steps (and at the end); 0 = only at the end
+	CheckpointEvery int // write the resumable state every this many steps; 0 = only at the end
+	Checkpoint      string
+	Progress        io.Writer     // progress lines (stderr); nil = none
+	ProgressEvery   time.Duration // 0 = 10s
+	GraphCache      int           // compiled subnet graphs kept (0 = 8)
+}
+
+// DefaultConfig returns OFA's training hyper-parameters (fine-tuning learning rate).
+func DefaultConfig() Config {
+	return Config{Subnets: 2, LR: 0.025, Momentum: 0.9, Nesterov: true, WeightDecay: 3e-5,
+		LabelSmoothing: 0.1, KDRatio: 1, Seed: 1}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Batch < 1:
+		return fmt.Errorf("batch %d < 1", c.Batch)
+	case c.Resolution < 8:
+		return fmt.Errorf("resolution %d < 8", c.Resolution)
+	case c.Subnets < 0, c.Epochs < 0, c.MaxSteps < 0, c.WarmupSteps < 0:
+		return errors.New("negative subnets, epochs, steps or warm-up")
+	case !(c.LR >= 0) || !(c.Momentum >= 0 && c.Momentum < 1) || !(c.WeightDecay >= 0):
+		return errors.New("lr, momentum or weight decay out of range")
+	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1) || !(c.KDRatio >= 0):
+		return errors.New("label smoothing or kd ratio out of range")
+	}
+	return nil
+}
+
+// Trainer trains one supernet in place.
+type Trainer struct {
+	cfg    Config
+	sn     *supernet.Supernet
+	m      *model
+	opt    *SGD
+	pcg    *rand.PCG
+	rng    *rand.Rand
+	step   int
+	graphs graphCache
+}
+
+// New prepares sn for training; the trainer updates sn's tensors in place.
+func New(sn *supernet.Supernet, cfg Config) (*Trainer, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("trainer: %w", err)
+	}
+	if cfg.Sampler == nil {
+		cfg.Sampler = UniformSampler{Spec: sn.Spec}
+	}
+	if cfg.GraphCache <= 0 {
+		cfg.GraphCache = 8
+	}
+	t := &Trainer{cfg: cfg, sn: sn, opt: &SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay}}
+	t.pcg = rand.NewPCG(cfg.Seed, cfg.Seed^0x7a1e5eed)
+	t.rng = rand.New(t.pcg)
+	t.m = newModel(sn, t.rng.Float64)
+	t.graphs = graphCache{max: cfg.GraphCache, byKey: map[string]*list.Element{}}
+	return t, nil
+}
+
+// StepCount is the number of optimizer steps taken (restored by Resume).
+func (t *Trainer) StepCount() int { return t.step }
+
+// Supernet is the supernet being trained.
+func (t *Trainer) Supernet() *supernet.Supernet { return t.sn }
+
+// LR is the learning rate of step s (0-based) out of total: linear warm-up, then cosine.
+func (c *Config) lrAt(s, total int) float64 {
+	if s < c.WarmupSteps {
+		return c.LR * float64(s+1) / float64(c.WarmupSteps)
+	}
+	span := total - c.WarmupSteps
+	if span <= 0 {
+		return c.LR
+	}
+	return 0.5 * c.LR * (1 + math.Cos(math.Pi*float64(s-c.WarmupSteps)/float64(span)))
+}
+
+// graphCache keeps compiled graphs of recently trained subnets (the largest and the
+// smallest recur every step).
+type graphCache struct {
+	max   int
+	order list.List // front = most recent; values *cachedGraph
+	byKey map[string]*list.Element
+}
+
+type cachedGraph struct {
+	key string
+	g   *subnetGraph
+}
+
+func (t *Trainer) graph(a supernet.Arch, n, r int) (*subnetGraph, error) {
+	s := t.sn.Spec
+	a.R = s.Resolutions[0]
+	if err := validArch(s, a); err != nil {
+		return nil, err
+	}
+	c, err := s.Canonical(a)
+	if err != nil {
+		return nil, err
+	}
+	key := fmt.Sprintf("%s/%d/%d", c.JSON(), n, r)
+	gc := &t.graphs
+	if e, ok := gc.byKey[key]; ok {
+		gc.order.MoveToFront(e)
+		return e.Value.(*cachedGraph).g, nil
+	}
+	g, err := t.m.build(c, n, r)
+	if err != nil {
+		return nil, err
+	}
+	gc.byKey[key] = gc.order.PushFront(&cachedGraph{key: key, g: g})
+	for gc.order.Len() > gc.max {
+		e := gc.order.Back()
+		gc.order.Remove(e)
+		delete(gc.byKey, e.Value.(*cachedGraph).key)
+	}
+	return g, nil
+}
+
+// StepResult summarises one sandwich step.
+type StepResult struct {
+	Loss         float64 // mean loss over the step's subnets (each with its distillation term)
+	LargestLoss  float64 // the largest subnet's loss (label-smoothed cross-entropy)
+	LargestAcc   float64 // top-1 accuracy of the largest subnet on the batch
+	Subnets      int
+	LearningRate float64
+}
+
+// Step runs one sandwich step on a batch x [n,3,R,R] with integer labels: forward and
+// backward of the largest subnet (its softmax becomes the soft target of the others),
+// the smallest and cfg.Subnets sampled ones, gradients summed, then one SGD update at
+// learning rate lr.
+func (t *Trainer) Step(ctx context.Context, x []float32, labels []int, lr float64) (StepResult, error) {
+	s := t.sn.Spec
+	n, r, k := len(labels), t.cfg.Resolution, s.Classes
+	if n == 0 || len(x) != n*3*r*r {
+		return StepResult{}, fmt.Errorf("trainer: batch of %d labels with %d values, want %d", n, len(x), n*3*r*r)
+	}
+	archs := []supernet.Arch{s.Largest(), s.Smallest()}
+	for range t.cfg.Subnets {
+		archs = append(archs, t.cfg.Sampler.Sample(t.rng))
+	}
+	hard := make([]float32, n*k)
+	eps := float32(t.cfg.LabelSmoothing)
+	for i, l := range labels {
+		if l < 0 || l >= k {
+			return StepResult{}, fmt.Errorf("trainer: label %d outside [0,%d)", l, k)
+		}
+		row := hard[i*k : (i+1)*k]
+		for j := range row {
+			row[j] = eps / float32(k)
+		}
+		row[l] += 1 - eps
+	}
+	logits := make([]float32, n*k)
+	target := make([]float32, n*k)
+	var teacher []float32
+	res := StepResult{Subnets: len(archs), LearningRate: lr}
+	for i, a := range archs {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		g, err := t.graph(a, n, r)
+		if err != nil {
+			return res, fmt.Errorf("trainer: subnet %d: %w", i, err)
+		}
+		copy(target, hard)
+		if teacher != nil {
+			kd := float32(t.cfg.KDRatio)
+			for j, v := range teacher {
+				target[j] += kd * v
+			}
+		}
+		loss, err := g.run(x, target, logits)
+		if err != nil {
+			return res, fmt.Errorf("trainer: subnet %d: %w", i, err)
+		}
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return res, fmt.Errorf("trainer: step %d: loss is %v", t.step, loss)
+		}
+		res.Loss += loss / float64(len(archs))
+		if i == 0 {
+			res.LargestLoss = loss
+			res.LargestAcc = accuracy(logits, labels, k)
+			if t.cfg.KDRatio > 0 && len(archs) > 1 {
+				teacher = softmax(logits, k)
+			}
+		}
+	}
+	t.opt.step(t.m.params, lr)
+	t.m.zeroGrad()
+	t.step++
+	return res, nil
+}
+
+func softmax(z []float32, k int) []float32 {
+	out := make([]float32, len(z))
+	for i := 0; i < len(z); i += k {
+		row := z[i : i+k]
+		m := math.Inf(-1)
+		for _, v := range row {
+			m = math.Max(m, float64(v))
+		}
+		var s float64
+		for _, v := range row {
+			s += math.Exp(float64(v) - m)
+		}
+		for j, v := range row {
+			out[i+j] = float32(math.Exp(float64(v)-m) / s)
+		}
+	}
+	return out
+}
+
+func accuracy(logits []float32, labels []int, k int) float64 {
+	hit := 0
+	for i, l := range labels {
+		best := 0
+		for j := 1; j < k; j++ {
+			if logits[i*k+j] > logits[i*k+best] {
+				best = j
+			}
+		}
+		if best == l {
+			hit++
+		}
+	}
+	return float64(hit) / float64(len(labels))
+}
