@@ -9,3 +9,4 @@ export ONNXRUNTIME_LIB="${ONNXRUNTIME_LIB:-$root/third_party/onnxruntime/lib/lib
 go vet ./...
 go test -count=1 -timeout 30m ./... "$@"
 "$root/scripts/test-web.sh"
+"$root/scripts/validate-deploy.sh"
