@@ -45,18 +45,34 @@ r = int(sys.argv[1]); random.seed(1)
 json.dump({"inputs": [{"name": "input", "shape": [1, 3, r, r], "datatype": "FP32",
                        "data": [round(random.uniform(-1, 1), 4) for _ in range(3 * r * r)]}]}, open(sys.argv[2], "w"))
 PY
+python3 - "$r" "$work/req1.bin" <<'PY'
+import json, random, struct, sys
+r = int(sys.argv[1]); random.seed(1)
+n = 3 * r * r
+hdr = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, r, r], "datatype": "FP32",
+                              "parameters": {"binary_data_size": 4 * n}}]}).encode()
+open(sys.argv[2], "wb").write(hdr + struct.pack("<%df" % n, *[random.uniform(-1, 1) for _ in range(n)]))
+open(sys.argv[2] + ".len", "w").write(str(len(hdr)))
+PY
 echo "{\"model\": $model}" | head -c 400; echo
 echo "warm /v1/models:"
 "$work/loadgen" -url "$url/v1/models?task=bench&madds=$madds" -n 20000 -c 16 -warmup 200
 echo "/v2 infer batch 1, one client:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 300 -c 1 -warmup 20
+echo "/v2 infer batch 1, one client, binary tensor extension:"
+"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "Inference-Header-Content-Length: $(cat "$work/req1.bin.len")" -n 300 -c 1 -warmup 20
 echo "in-process onnxruntime Run, batch 1:"
 "$work/ortrun" -model "$work/model.onnx" -n 300 -batch 1 -threads "$threads"
-echo "/v2 infer, 16 clients, dynamic batching (max batch 16):"
+hdrlen="Inference-Header-Content-Length: $(cat "$work/req1.bin.len")"
+echo "/v2 infer, 16 clients, dynamic batching (max batch 16), JSON:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 50
+echo "/v2 infer, 16 clients, dynamic batching (max batch 16), binary:"
+"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "$hdrlen" -n 1500 -c 16 -warmup 50
 stop
 start --max-batch 1
 curl -sf "$url/v1/models?task=bench&madds=$madds" >/dev/null
-echo "/v2 infer, 16 clients, no batching (max batch 1):"
+echo "/v2 infer, 16 clients, no batching (max batch 1), JSON:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 50
+echo "/v2 infer, 16 clients, no batching (max batch 1), binary:"
+"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "$hdrlen" -n 1500 -c 16 -warmup 50
 stop

@@ -65,7 +65,21 @@ const predictedTTL = time.Minute
 // arch, exporting it and storing bytes and metadata (one specialization, however many
 // requests and replicas ask at once).
 func (s *Server) resolve(ctx context.Context, t *task.Task, b specializer.Budget) (ModelInfo, error) {
-	var produced *ModelInfo
+	raw, err := s.resolveRaw(ctx, t, b)
+	if err != nil {
+		return ModelInfo{}, err
+	}
+	var info ModelInfo
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return ModelInfo{}, fmt.Errorf("cached resolution: %w", err)
+	}
+	return info, nil
+}
+
+// resolveRaw is resolve returning the cached JSON as is: the hot path of /v1/models
+// serves it without decoding and re-encoding.
+func (s *Server) resolveRaw(ctx context.Context, t *task.Task, b specializer.Budget) ([]byte, error) {
+	predicted := false
 	raw, err := s.group.Do(ctx, resolveKey(t, b), s.cfg.ResolveTTL, func(ctx context.Context) ([]byte, error) {
 		e, err := s.resolver.Resolve(ctx, t, b)
 		if err != nil {
@@ -76,21 +90,17 @@ func (s *Server) resolve(ctx context.Context, t *task.Task, b specializer.Budget
 			return nil, err
 		}
 		s.metrics.specializations.WithLabelValues(t.Name).Inc()
-		produced = &info
+		predicted = info.Accuracy.Predicted
 		return json.Marshal(info)
 	})
 	if err != nil {
-		return ModelInfo{}, err
+		return nil, err
 	}
-	var info ModelInfo
-	if err := json.Unmarshal(raw, &info); err != nil {
-		return ModelInfo{}, fmt.Errorf("cached resolution: %w", err)
-	}
-	if produced != nil && produced.Accuracy.Predicted {
+	if predicted {
 		// Let a measured answer replace this one soon.
 		s.cache.Set(ctx, resolveKey(t, b), raw, predictedTTL)
 	}
-	return info, nil
+	return raw, nil
 }
 
 // produce exports e's subnet and stores its bytes and metadata under its SHA-256.

@@ -158,11 +158,19 @@ func (s *Server) modelFor(c *gin.Context) (ModelInfo, error) {
 }
 
 func (s *Server) getModelByBudget(c *gin.Context) error {
-	info, err := s.modelFor(c)
+	t, err := s.task(c.Query("task"))
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, info)
+	b, err := parseBudget(c)
+	if err != nil {
+		return err
+	}
+	raw, err := s.resolveRaw(c.Request.Context(), t, b)
+	if err != nil {
+		return err
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", raw)
 	return nil
 }
 

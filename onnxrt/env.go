@@ -45,6 +45,9 @@ type Config struct {
 	IntraOpThreads int
 	// InterOpThreads is the size of each session's inter-op thread pool; 0 lets onnxruntime choose.
 	InterOpThreads int
+	// NoSpin stops idle intra-op threads from spin-waiting between runs (onnxruntime's
+	// session.intra_op.allow_spinning=0): better when other work shares the cores.
+	NoSpin bool
 	// MaxSessions is the default session cap for NewCache; 0 means DefaultMaxSessions.
 	MaxSessions int
 	// MaxBytes is the default cap on cached model bytes for NewCache; 0 means DefaultMaxBytes.

@@ -83,6 +83,13 @@ func (e *Env) NewSession(model []byte) (*Session, error) {
 	if err := opts.SetGraphOptimizationLevel(ort.GraphOptimizationLevelEnableAll); err != nil {
 		return nil, fmt.Errorf("onnxrt: new session: optimisation level: %w", err)
 	}
+	if e.cfg.NoSpin {
+		// Idle intra-op threads otherwise spin after each Run and take the cores from the
+		// HTTP work between runs.
+		if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, fmt.Errorf("onnxrt: new session: spinning: %w", err)
+		}
+	}
 
 	// Only the first output is fetched; onnxruntime skips work that feeds nothing else.
 	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(model,

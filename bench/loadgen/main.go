@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,7 @@ func run() error {
 	bodyFile := flag.String("body", "", "request body file")
 	ct := flag.String("content-type", "application/octet-stream", "Content-Type of the body")
 	maxTime := flag.Duration("max-time", 2*time.Minute, "stop after this long whatever is left")
+	header := flag.String("header", "", `extra request header "Name: value"`)
 	flag.Parse()
 	u, err := url.Parse(*target)
 	if err != nil || u.Host == "" {
@@ -75,6 +77,9 @@ func run() error {
 		}
 		if body != nil {
 			req.Header.Set("Content-Type", *ct)
+		}
+		if name, value, ok := strings.Cut(*header, ":"); ok {
+			req.Header.Set(strings.TrimSpace(name), strings.TrimSpace(value))
 		}
 		res, err := client.Do(req)
 		if err != nil {

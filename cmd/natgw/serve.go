@@ -91,10 +91,11 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	cacheBytes := e.Int64("cache-bytes", "NATGW_CACHE_BYTES", gateway.DefaultCacheBytes, "in-memory cache tier size in bytes")
 	ortLib := e.String("ort-lib", "ONNXRUNTIME_LIB", "", "path of libonnxruntime.so.1 (default: search, see scripts/install-onnxruntime.sh)")
 	ortThreads := e.Int("ort-threads", "NATGW_ORT_THREADS", 2, "onnxruntime intra-op threads per session")
+	ortSpin := e.Bool("ort-spin", "NATGW_ORT_SPIN", false, "let idle onnxruntime threads spin-wait between runs (lower latency when nothing else needs the cores)")
 	maxSessions := e.Int("max-sessions", "NATGW_MAX_SESSIONS", onnxrt.DefaultMaxSessions, "onnxruntime sessions kept resident")
 	sessionBytes := e.Int64("session-bytes", "NATGW_SESSION_BYTES", onnxrt.DefaultMaxBytes, "model bytes kept resident in sessions")
 	maxBatch := e.Int("max-batch", "NATGW_MAX_BATCH", 16, "images per onnxruntime run (1 disables dynamic batching)")
-	batchDelay := e.Duration("batch-delay", "NATGW_BATCH_DELAY", 2*time.Millisecond, "how long a request waits for others to batch with")
+	batchDelay := e.Duration("batch-delay", "NATGW_BATCH_DELAY", 0, "how long the first request of a batch waits for others (0: batch only what is already queued, as Triton's default)")
 	queue := e.Int("queue", "NATGW_QUEUE", 256, "inference requests waiting per model before 503")
 	maxBody := e.Int64("max-body", "NATGW_MAX_BODY", gateway.DefaultMaxBodyBytes, "largest request body in bytes (413 beyond)")
 	maxPixels := e.Int64("max-pixels", "NATGW_MAX_PIXELS", gateway.DefaultMaxPixels, "largest image in pixels (413 beyond)")
@@ -133,7 +134,7 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 		cfg.Redis = r
 		log.Info("redis cache tier", "url", redactURL(*redisURL))
 	}
-	ortEnv, err := onnxrt.NewEnv(onnxrt.Config{LibraryPath: *ortLib, IntraOpThreads: *ortThreads, InterOpThreads: 1})
+	ortEnv, err := onnxrt.NewEnv(onnxrt.Config{LibraryPath: *ortLib, IntraOpThreads: *ortThreads, InterOpThreads: 1, NoSpin: !*ortSpin})
 	if err != nil {
 		log.Warn("inference disabled", "err", err)
 	} else {
