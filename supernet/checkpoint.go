@@ -227,6 +227,25 @@ func (sn *Supernet) Write(w io.Writer, opt SaveOptions) error {
 	return safetensors.Write(w, f)
 }
 
+// WriteTorch writes the supernet as OFA's checkpoints are laid out: torch.save of
+// {"state_dict": OrderedDict} in PyTorch's zip format, with a num_batches_tracked counter
+// (0) after each BatchNorm, so OFA's own code loads it.
+func (sn *Supernet) WriteTorch(w io.Writer) error {
+	ts := make([]pth.Tensor, 0, len(sn.params)+len(sn.params)/4)
+	for _, p := range sn.params {
+		ts = append(ts, pth.Tensor{Name: p.Name, DType: "F32", Shape: p.Shape, Data: p.Data})
+		if base, ok := strings.CutSuffix(p.Name, ".running_var"); ok {
+			ts = append(ts, pth.Tensor{Name: base + ".num_batches_tracked", DType: "I64", Shape: []int{}, Ints: []int64{0}})
+		}
+	}
+	return pth.Write(w, strings.ReplaceAll(sn.Spec.Name, ".", "_"), ts)
+}
+
+// SaveTorch writes WriteTorch's format to path atomically.
+func (sn *Supernet) SaveTorch(path string) error {
+	return atomicfile.WriteFunc(path, sn.WriteTorch)
+}
+
 // Save writes the native format to path atomically.
 func (sn *Supernet) Save(path string, opt SaveOptions) error {
 	return atomicfile.WriteFunc(path, func(w io.Writer) error { return sn.Write(w, opt) })

@@ -3,11 +3,15 @@ package supernet
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/natgw/natgw/internal/testutil"
+
+	"github.com/natgw/natgw/internal/pth"
 )
 
 func TestNativeRoundTrip(t *testing.T) {
@@ -204,4 +208,45 @@ func FuzzRead(f *testing.F) {
 			t.Fatal("nil spec without error")
 		}
 	})
+}
+
+// TestTorchRoundTrip: a supernet written in OFA's torch layout loads back identically, with
+// OFA's 475 keys (num_batches_tracked included) in OFA's order.
+func TestTorchRoundTrip(t *testing.T) {
+	sn, dir := ofaSupernet(t)
+	var buf bytes.Buffer
+	if err := sn.WriteTorch(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range sn.Params() {
+		q, ok := back.Param(p.Name)
+		if !ok || !equalF32(p.Data, q.Data) {
+			t.Fatalf("tensor %s differs after the torch round trip", p.Name)
+		}
+	}
+	ts, err := pth.Load(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Keys []struct {
+			Key string `json:"key"`
+		} `json:"keys"`
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "state_dict_keys.json"))
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != len(doc.Keys) {
+		t.Fatalf("%d keys written, OFA has %d", len(ts), len(doc.Keys))
+	}
+	for i := range ts {
+		if ts[i].Name != doc.Keys[i].Key {
+			t.Fatalf("key %d: %s, OFA has %s", i, ts[i].Name, doc.Keys[i].Key)
+		}
+	}
 }

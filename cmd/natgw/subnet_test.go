@@ -148,4 +148,22 @@ func TestSupernetConvert(t *testing.T) {
 	if sn.Meta[supernet.MetaID] != "ofa-fixture" || sn.Spec.Classes != 102 {
 		t.Fatalf("meta %v classes %d", sn.Meta, sn.Spec.Classes)
 	}
+	// And back to OFA's torch layout.
+	pth := filepath.Join(t.TempDir(), "back.pth")
+	if _, stderr, err := runCLI(t, "supernet", "convert", "--in", out, "--out", pth); err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	back, err := supernet.Load(pth, supernet.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range sn.Params() {
+		q, _ := back.Param(p.Name)
+		if testutil.MaxAbsDiff(t, p.Data, q.Data) != 0 {
+			t.Fatalf("%s changed on the way back to .pth", p.Name)
+		}
+	}
+	if _, _, err := runCLI(t, "supernet", "convert", "--in", out, "--out", pth, "--half"); err == nil {
+		t.Fatal("--half with a .pth output accepted")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/natgw/natgw/supernet"
 )
@@ -11,8 +12,8 @@ import (
 func cmdSupernetConvert(ctx context.Context, env *cli, args []string) error {
 	fs := newFlags(env, "supernet convert")
 	in := fs.String("in", "", "checkpoint to read (OFA .pth zip/legacy, or natgw native)")
-	out := fs.String("out", "", "native checkpoint to write (safetensors with the spec embedded)")
-	half := fs.Bool("half", false, "store weights as float16")
+	out := fs.String("out", "", "checkpoint to write: natgw native (safetensors with the spec embedded), or OFA's torch.save zip layout when the name ends in .pth or .pt")
+	half := fs.Bool("half", false, "store weights as float16 (native format only)")
 	specName := fs.String("spec", "", "force a built-in spec for .pth input (default: inferred from shapes)")
 	id := fs.String("id", "", "supernet id to record in the metadata")
 	version := fs.String("version", "", "supernet version to record in the metadata")
@@ -30,7 +31,14 @@ func cmdSupernetConvert(ctx context.Context, env *cli, args []string) error {
 	if *version != "" {
 		sn.Meta[supernet.MetaVersion] = *version
 	}
-	if err := sn.Save(*out, supernet.SaveOptions{Half: *half}); err != nil {
+	if strings.HasSuffix(*out, ".pth") || strings.HasSuffix(*out, ".pt") {
+		if *half {
+			return usageError{"supernet convert: --half applies to the native format only"}
+		}
+		if err := sn.SaveTorch(*out); err != nil {
+			return err
+		}
+	} else if err := sn.Save(*out, supernet.SaveOptions{Half: *half}); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stderr, "wrote %s: spec %s, %d tensors, %d values\n", *out, sn.Spec.Name, len(sn.Params()), sn.NumParams())
