@@ -17,8 +17,8 @@ ARG NODE_VERSION=22
 # verifies its sha256, so this stage only needs npm.
 FROM node:${NODE_VERSION}-bookworm-slim AS ort
 WORKDIR /src
-COPY scripts/install-onnxruntime.sh scripts/
-RUN bash scripts/install-onnxruntime.sh
+COPY scripts/install-onnxruntime.sh scripts/install-onnxruntime-web.sh scripts/
+RUN bash scripts/install-onnxruntime.sh && bash scripts/install-onnxruntime-web.sh
 
 FROM golang:${GO_VERSION}-bookworm AS build
 # The golang image has gcc; OpenBLAS headers and the link library are what cgo needs.
@@ -46,12 +46,14 @@ RUN apt-get update \
 RUN groupadd --system --gid 10001 natgw \
 	&& useradd --system --uid 10001 --gid natgw --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin natgw
 COPY --from=ort /src/third_party/onnxruntime/lib/libonnxruntime.so.1 /opt/onnxruntime/lib/libonnxruntime.so.1
+COPY --from=ort /src/third_party/onnxruntime-web /opt/onnxruntime-web
 COPY --from=build /out/natgw /usr/local/bin/natgw
 COPY --from=build --chown=root:root /out/models /srv/natgw/models
 WORKDIR /srv/natgw
 ENV NATGW_ADDR=:8080 \
 	NATGW_MODELS=/srv/natgw/models \
-	ONNXRUNTIME_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1
+	ONNXRUNTIME_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 \
+	NATGW_ORT_WEB_DIR=/opt/onnxruntime-web
 # Numeric so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 EXPOSE 8080

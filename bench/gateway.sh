@@ -55,14 +55,18 @@ open(sys.argv[2], "wb").write(hdr + struct.pack("<%df" % n, *[random.uniform(-1,
 open(sys.argv[2] + ".len", "w").write(str(len(hdr)))
 PY
 echo "{\"model\": $model}" | head -c 400; echo
-echo "warm /v1/models:"
-"$work/loadgen" -url "$url/v1/models?task=bench&madds=$madds" -n 20000 -c 16 -warmup 200
+for c in 1 4 16; do
+  echo "warm /v1/models, $c clients:"
+  "$work/loadgen" -url "$url/v1/models?task=bench&madds=$madds" -n 20000 -c "$c" -warmup 200
+done
 echo "/v2 infer batch 1, one client:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 300 -c 1 -warmup 20
 echo "/v2 infer batch 1, one client, binary tensor extension:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "Inference-Header-Content-Length: $(cat "$work/req1.bin.len")" -n 300 -c 1 -warmup 20
 echo "in-process onnxruntime Run, batch 1:"
 "$work/ortrun" -model "$work/model.onnx" -n 300 -batch 1 -threads "$threads"
+echo "in-process onnxruntime Run, batch 1, threads not spinning (the gateway's session settings):"
+"$work/ortrun" -model "$work/model.onnx" -n 300 -batch 1 -threads "$threads" -nospin
 hdrlen="Inference-Header-Content-Length: $(cat "$work/req1.bin.len")"
 echo "/v2 infer, 16 clients, dynamic batching (max batch 16), JSON:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 50

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what natgw needs to build, run and test on a fresh Debian machine; idempotent.
 #   system packages: OpenBLAS (CPU kernels), redis-server (tests), python3-onnx/torch/numpy
-#   (reference tools for tests and benchmarks only), onnxruntime 1.24.1 (project-local).
+#   (reference tools for tests and benchmarks only), onnxruntime 1.24.1 and onnxruntime-web
+#   1.24.1 for the web page (project-local, from the npm registry).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 what="${1:-all}" # all | run
@@ -22,4 +23,5 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 "$root/scripts/install-onnxruntime.sh" >/dev/null
+"$root/scripts/install-onnxruntime-web.sh" >/dev/null
 (cd "$root" && go mod download)

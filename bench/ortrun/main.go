@@ -28,12 +28,13 @@ func run() error {
 	n := flag.Int("n", 500, "timed runs")
 	batch := flag.Int("batch", 1, "batch size")
 	threads := flag.Int("threads", 2, "intra-op threads")
+	nospin := flag.Bool("nospin", false, "idle intra-op threads do not spin between runs (the gateway's default)")
 	flag.Parse()
 	data, err := os.ReadFile(*model)
 	if err != nil {
 		return err
 	}
-	env, err := onnxrt.NewEnv(onnxrt.Config{IntraOpThreads: *threads, InterOpThreads: 1})
+	env, err := onnxrt.NewEnv(onnxrt.Config{IntraOpThreads: *threads, InterOpThreads: 1, NoSpin: *nospin})
 	if err != nil {
 		return err
 	}
@@ -70,6 +71,6 @@ func run() error {
 	ms := func(p float64) float64 {
 		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
 	}
-	return json.NewEncoder(os.Stdout).Encode(map[string]any{"model": *model, "batch": *batch, "threads": *threads, "runs": *n,
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"model": *model, "batch": *batch, "threads": *threads, "nospin": *nospin, "runs": *n,
 		"p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99)})
 }

@@ -91,6 +91,7 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	cacheBytes := e.Int64("cache-bytes", "NATGW_CACHE_BYTES", gateway.DefaultCacheBytes, "in-memory cache tier size in bytes")
 	ortLib := e.String("ort-lib", "ONNXRUNTIME_LIB", "", "path of libonnxruntime.so.1 (default: search, see scripts/install-onnxruntime.sh)")
 	ortThreads := e.Int("ort-threads", "NATGW_ORT_THREADS", 2, "onnxruntime intra-op threads per session")
+	ortWeb := e.String("ort-web", "NATGW_ORT_WEB_DIR", "", "onnxruntime-web files for in-browser inference on the page at / (default: search third_party/onnxruntime-web)")
 	ortSpin := e.Bool("ort-spin", "NATGW_ORT_SPIN", false, "let idle onnxruntime threads spin-wait between runs (lower latency when nothing else needs the cores)")
 	maxSessions := e.Int("max-sessions", "NATGW_MAX_SESSIONS", onnxrt.DefaultMaxSessions, "onnxruntime sessions kept resident")
 	sessionBytes := e.Int64("session-bytes", "NATGW_SESSION_BYTES", onnxrt.DefaultMaxBytes, "model bytes kept resident in sessions")
@@ -122,7 +123,7 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	}
 	cfg := gateway.Config{
 		Tasks: tasks, CacheBytes: *cacheBytes, Logger: log, Version: version,
-		MaxBodyBytes: *maxBody, MaxPixels: *maxPixels, AccessLog: *accessLog,
+		MaxBodyBytes: *maxBody, MaxPixels: *maxPixels, AccessLog: *accessLog, WebRuntime: *ortWeb,
 		Batch: gateway.BatchConfig{MaxBatch: *maxBatch, MaxDelay: *batchDelay, Queue: *queue},
 	}
 	if *redisURL != "" {
