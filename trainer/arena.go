@@ -1,22 +1,37 @@
 package trainer
 
-import "math/bits"
+import (
+	"math/bits"
+	"slices"
+)
 
 // arena hands out float32 buffers for one graph run and takes them all back at reset, so
 // that the hundreds of megabytes a training step touches are not garbage each step.
 // Buffers come in size classes (four per power of two) so that subnets of other shapes
 // reuse them. It is used from one goroutine at a time (the tape machine runs ops in order).
 type arena struct {
-	free map[int][][]float32
+	free map[int][]freeBuf
 	used [][]float32
-	// held is the number of floats owned (free and used); beyond maxHeld, reset drops
-	// the free lists instead of keeping them.
+	// held is the number of floats owned (free and used). Beyond the limit, reset drops
+	// the free buffers least recently used, never those of the run just ended: the next
+	// run of the same subnet needs them again.
 	held    int
 	maxHeld int
+	// peak is the largest number of floats one run has used; the limit is at least 1.5×
+	// that, since a run that needs more than the limit would otherwise reallocate (and
+	// page-fault in) all its buffers every time.
+	peak int
+	gen  int // runs ended so far
+}
+
+// freeBuf is a free buffer and the run (gen) that last used it.
+type freeBuf struct {
+	b   []float32
+	gen int
 }
 
 func newArena(maxFloats int) *arena {
-	return &arena{free: map[int][][]float32{}, maxHeld: maxFloats}
+	return &arena{free: map[int][]freeBuf{}, maxHeld: maxFloats}
 }
 
 // sizeClass rounds n up to 1, 1.25, 1.5 or 1.75 times a power of two.
@@ -34,7 +49,8 @@ func (a *arena) get(n int) []float32 {
 	c := sizeClass(n)
 	var b []float32
 	if l := a.free[c]; len(l) > 0 {
-		b = l[len(l)-1]
+		b = l[len(l)-1].b
+		l[len(l)-1] = freeBuf{}
 		a.free[c] = l[:len(l)-1]
 	} else {
 		b = make([]float32, c)
@@ -51,20 +67,56 @@ func (a *arena) zeros(n int) []float32 {
 	return b
 }
 
+// limit is the number of floats reset keeps at most.
+func (a *arena) limit() int { return max(a.maxHeld, a.peak+a.peak/2) }
+
 // reset makes every buffer handed out since the last reset available again.
 func (a *arena) reset() {
-	if a.held > a.maxHeld {
-		a.free = map[int][][]float32{}
-		a.held = 0
-		for i := range a.used {
-			a.used[i] = nil
-		}
-		a.used = a.used[:0]
-		return
-	}
+	a.gen++
+	run := 0
 	for i, b := range a.used {
-		a.free[cap(b)] = append(a.free[cap(b)], b[:cap(b)])
+		run += cap(b)
+		a.free[cap(b)] = append(a.free[cap(b)], freeBuf{b: b[:cap(b)], gen: a.gen})
 		a.used[i] = nil
 	}
 	a.used = a.used[:0]
+	a.peak = max(a.peak, run)
+	if a.held > a.limit() {
+		a.trim()
+	}
+}
+
+// trim drops free buffers, least recently used first, until held is within the limit or
+// only buffers of the last run are left.
+func (a *arena) trim() {
+	var old []freeBuf
+	for c, l := range a.free {
+		keep := l[:0]
+		for _, f := range l {
+			if f.gen == a.gen {
+				keep = append(keep, f)
+			} else {
+				old = append(old, f)
+			}
+		}
+		clear(l[len(keep):])
+		a.free[c] = keep
+	}
+	// Most recent first and, within a run, smallest first, so that the tail (what goes
+	// first) is the largest of the oldest.
+	slices.SortFunc(old, func(x, y freeBuf) int {
+		if x.gen != y.gen {
+			return y.gen - x.gen
+		}
+		return cap(x.b) - cap(y.b)
+	})
+	for len(old) > 0 && a.held > a.limit() {
+		a.held -= cap(old[len(old)-1].b)
+		old[len(old)-1] = freeBuf{}
+		old = old[:len(old)-1]
+	}
+	for _, f := range old {
+		c := cap(f.b)
+		a.free[c] = append(a.free[c], f)
+	}
 }

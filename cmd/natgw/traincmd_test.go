@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/natgw/natgw/internal/testutil"
+	"github.com/natgw/natgw/supernet"
+)
+
+// TestTrainCommand runs two steps on a tiny generated data set and checks the command's
+// contract: the trained supernet is written and the last stdout line is JSON with steps,
+// images_per_sec and final_loss.
+func TestTrainCommand(t *testing.T) {
+	dir := t.TempDir()
+	spec := &supernet.Spec{
+		Name: "tiny", Classes: 2, Resolutions: []int{32}, Kernels: []int{3, 5}, Expands: []int{2, 3}, Divisor: 8,
+		SEReduction: 4, Padding: supernet.PadSymmetric, BNEps: 1e-5, BNMomentum: 0.1,
+		Stem:   supernet.Conv{Out: 8, Kernel: 3, Stride: 2, Act: supernet.ActHSwish},
+		First:  supernet.FirstBlock{Out: 8, Kernel: 3, Stride: 1, Act: supernet.ActReLU},
+		Stages: []supernet.Stage{{Width: 16, Stride: 2, Act: supernet.ActHSwish, SE: true, Depths: []int{1, 2}}},
+	}
+	sn, err := supernet.Random(spec, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "in.safetensors")
+	if err := sn.Save(ckpt, supernet.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	for _, split := range []string{"train", "val"} {
+		for c, class := range []string{"a", "b"} {
+			os.MkdirAll(filepath.Join(data, split, class), 0o755)
+			for i := range 4 {
+				os.WriteFile(filepath.Join(data, split, class, string(rune('p'+i))+".png"), solidPNG(t, uint8(60+150*c), 24), 0o644)
+			}
+		}
+	}
+	out := filepath.Join(dir, "out.safetensors")
+	stdout, stderr, err := runCLI(t, "train", "--supernet", ckpt, "--data", data, "--resolution", "32", "--batch", "4",
+		"--epochs", "1", "--max-steps", "2", "--subnets", "1", "--calib", "4", "--workers", "1", "--out", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	var res struct {
+		Steps        *int     `json:"steps"`
+		ImagesPerSec *float64 `json:"images_per_sec"`
+		FinalLoss    *float64 `json:"final_loss"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last stdout line is not JSON: %v\n%s", err, stdout)
+	}
+	if res.Steps == nil || *res.Steps != 2 || res.ImagesPerSec == nil || *res.ImagesPerSec <= 0 || res.FinalLoss == nil || *res.FinalLoss <= 0 {
+		t.Fatalf("result %s", lines[len(lines)-1])
+	}
+	trained, err := supernet.Load(out, supernet.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trained.Spec.Name != "tiny" {
+		t.Fatalf("trained spec %s", trained.Spec.Name)
+	}
+	if _, _, err := runCLI(t, "train", "--supernet", ckpt, "--data", filepath.Join(dir, "nope"), "--resolution", "32",
+		"--batch", "4", "--epochs", "1", "--out", out); err == nil {
+		t.Fatal("missing data folder accepted")
+	}
+}
+
+// TestImportTFLiteCommand imports the shared MobileNetV2 with a few calibration images and
+// checks the written supernet is the MobileNetV2 space with 1001 classes.
+func TestImportTFLiteCommand(t *testing.T) {
+	src := testutil.Shared(t, "data/pretrained-mobilenet-tflite")
+	calib := testutil.Shared(t, "data/flowers102/train/001")
+	out := filepath.Join(t.TempDir(), "mbv2.safetensors")
+	_, stderr, err := runCLI(t, "import-tflite", "--model", filepath.Join(src, "mobilenet_v2_1.0_224_quant.tflite"),
+		"--labels", filepath.Join(src, "imagenet_labels.txt"), "--calib", calib, "--calib-images", "8", "--resolution", "96",
+		"--batch", "8", "--out", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	sn, err := supernet.Load(out, supernet.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn.Spec.Name != supernet.MobileNetV2Space(1001).Name || sn.Spec.Classes != 1001 {
+		t.Fatalf("imported %s with %d classes", sn.Spec.Name, sn.Spec.Classes)
+	}
+	if _, _, err := runCLI(t, "import-tflite", "--model", filepath.Join(src, "LICENSE"), "--labels", filepath.Join(src, "imagenet_labels.txt"),
+		"--calib", calib, "--out", out); err == nil {
+		t.Fatal("a non-TFLite file was accepted")
+	}
+}
+
+func solidPNG(t *testing.T, v uint8, size int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, size, size))
+	for i := range img.Pix {
+		img.Pix[i] = v
+		if i%4 == 3 {
+			img.Pix[i] = 255
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
