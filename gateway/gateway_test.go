@@ -21,6 +21,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/natgw/natgw/internal/scores"
 	"github.com/natgw/natgw/internal/testredis"
 	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/preprocess"
@@ -276,7 +277,7 @@ func TestClassifyAndOIP(t *testing.T) {
 	if res.StatusCode != 200 || out.ID != "req-1" || len(out.Outputs) != 1 || len(out.Outputs[0].Data) != 4 {
 		t.Fatalf("infer: %d %+v", res.StatusCode, out)
 	}
-	p := softmax(out.Outputs[0].Data)
+	p := scores.Softmax(out.Outputs[0].Data)
 	for _, pr := range cr.Predictions {
 		if math.Abs(p[pr.Index]-pr.Probability) > 1e-6 {
 			t.Fatalf("OIP probability %v vs classify %v", p[pr.Index], pr.Probability)

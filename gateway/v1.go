@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/natgw/natgw/internal/scores"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/specializer"
 	"github.com/natgw/natgw/task"
@@ -234,17 +233,10 @@ func etagMatch(header, etag string) bool {
 	return false
 }
 
-// prediction is one of the top-k labels.
-type prediction struct {
-	Index       int     `json:"index"`
-	Label       string  `json:"label"`
-	Probability float64 `json:"probability"`
-}
-
 type classifyResponse struct {
-	Model       ModelInfo    `json:"model"`
-	Predictions []prediction `json:"predictions"`
-	InferenceMS float64      `json:"inference_ms"`
+	Model       ModelInfo           `json:"model"`
+	Predictions []scores.Prediction `json:"predictions"`
+	InferenceMS float64             `json:"inference_ms"`
 }
 
 // maxTop bounds ?top=.
@@ -279,7 +271,7 @@ func (s *Server) classify(c *gin.Context) error {
 		return err
 	}
 	c.JSON(http.StatusOK, classifyResponse{
-		Model: info, Predictions: topK(softmax(logits), t.Labels, top),
+		Model: info, Predictions: scores.TopK(scores.Softmax(logits), t.Labels, top),
 		InferenceMS: float64(time.Since(start).Microseconds()) / 1000,
 	})
 	return nil
@@ -322,40 +314,4 @@ func (s *Server) readImage(c *gin.Context) (*preprocess.RGB, error) {
 		return nil, err
 	}
 	return img, nil
-}
-
-func softmax(logits []float32) []float64 {
-	m := math.Inf(-1)
-	for _, v := range logits {
-		m = math.Max(m, float64(v))
-	}
-	p := make([]float64, len(logits))
-	var sum float64
-	for i, v := range logits {
-		p[i] = math.Exp(float64(v) - m)
-		sum += p[i]
-	}
-	for i := range p {
-		p[i] /= sum
-	}
-	return p
-}
-
-func topK(p []float64, labels []string, k int) []prediction {
-	idx := make([]int, len(p))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
-	k = min(k, len(idx))
-	out := make([]prediction, k)
-	for i := range k {
-		j := idx[i]
-		label := ""
-		if j < len(labels) {
-			label = labels[j]
-		}
-		out[i] = prediction{Index: j, Label: label, Probability: p[j]}
-	}
-	return out
 }

@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/natgw/natgw/internal/scores"
 )
 
 // Open Inference Protocol v2 (KServe/Triton). Models are addressed by their id.
@@ -330,7 +332,7 @@ func (s *Server) oipInfer(c *gin.Context) error {
 			for j, v := range row {
 				p[j] = float64(v)
 			}
-			for _, t := range topK(p, labels, k) {
+			for _, t := range scores.TopK(p, labels, k) {
 				data = append(data, strconv.FormatFloat(float64(row[t.Index]), 'f', 6, 32)+":"+strconv.Itoa(t.Index)+":"+t.Label)
 			}
 		}

@@ -9,14 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"sort"
 	"strings"
 
 	"github.com/natgw/natgw/exporter"
+	"github.com/natgw/natgw/internal/scores"
 	"github.com/natgw/natgw/onnxrt"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
@@ -225,32 +224,8 @@ func cmdInfer(ctx context.Context, env *cli, args []string) error {
 	if len(logits) != md.Classes() {
 		return fmt.Errorf("model %s: %d logits for %d labels", *modelPath, len(logits), md.Classes())
 	}
-	probs := softmax(logits)
-	order := make([]int, len(probs))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return probs[order[a]] > probs[order[b]] })
-	for _, i := range order[:min(*top, len(order))] {
-		fmt.Fprintf(env.stdout, "%s\t%.6f\n", md.Labels[i], probs[i])
+	for _, p := range scores.TopK(scores.Softmax(logits), md.Labels, *top) {
+		fmt.Fprintf(env.stdout, "%s\t%.6f\n", p.Label, p.Probability)
 	}
 	return nil
-}
-
-// softmax in float64, shifted by the maximum so large logits cannot overflow.
-func softmax(logits []float32) []float64 {
-	m := math.Inf(-1)
-	for _, v := range logits {
-		m = math.Max(m, float64(v))
-	}
-	p := make([]float64, len(logits))
-	var sum float64
-	for i, v := range logits {
-		p[i] = math.Exp(float64(v) - m)
-		sum += p[i]
-	}
-	for i := range p {
-		p[i] /= sum
-	}
-	return p
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/natgw/natgw/exporter"
+	"github.com/natgw/natgw/internal/scores"
 	"github.com/natgw/natgw/onnxrt"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
@@ -235,7 +236,7 @@ func TestInferCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probs := softmax(logits)
+	probs := scores.Softmax(logits)
 	for i, l := range lines {
 		label, p, _ := strings.Cut(l, "\t")
 		idx := int(label[len(label)-1] - '0') // class_<i>

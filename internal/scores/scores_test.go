@@ -1,0 +1,24 @@
+package scores
+
+import (
+	"math"
+	"testing"
+)
+
+func TestSoftmaxTopK(t *testing.T) {
+	p := Softmax([]float32{1000, 1001, 999, 1001})
+	sum := 0.0
+	for _, v := range p {
+		sum += v
+	}
+	if math.Abs(sum-1) > 1e-12 || math.IsNaN(p[0]) {
+		t.Fatalf("softmax %v", p)
+	}
+	top := TopK(p, []string{"a", "b", "c"}, 3)
+	if len(top) != 3 || top[0].Index != 1 || top[1].Index != 3 || top[2].Index != 0 || top[0].Label != "b" || top[1].Label != "" {
+		t.Fatalf("top %+v", top)
+	}
+	if len(TopK(p, nil, 10)) != 4 || len(TopK(p, nil, -1)) != 0 {
+		t.Fatal("k not clamped")
+	}
+}
