@@ -250,3 +250,29 @@ func TestTorchRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestSelectClasses(t *testing.T) {
+	sn, err := Random(OFAMobileNetV3(1.0, 5), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := sn.SelectClasses([]int{4, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := sn.Spec.Smallest()
+	full, _ := sn.Extract(a)
+	part, _ := sel.Extract(a)
+	x := make([]float32, 3*a.R*a.R)
+	for i := range x {
+		x[i] = float32(i%13) / 13
+	}
+	yf, _ := full.Compile().Forward(context.Background(), x, 1, a.R, a.R)
+	yp, _ := part.Compile().Forward(context.Background(), x, 1, a.R, a.R)
+	if sel.Spec.Classes != 2 || yp[0] != yf[4] || yp[1] != yf[1] {
+		t.Fatalf("selected logits %v, full %v", yp, yf)
+	}
+	if _, err := sn.SelectClasses([]int{5}); err == nil {
+		t.Fatal("row outside the head accepted")
+	}
+}

@@ -228,3 +228,35 @@ func Random(spec *Spec, seed uint64) (*Supernet, error) {
 	}
 	return New(spec, params, map[string]string{MetaID: fmt.Sprintf("random-%d", seed)})
 }
+
+// SelectClasses returns a supernet whose classifier keeps only the given rows, in that
+// order (e.g. an ImageNet head narrowed to a data set's classes); every other tensor is
+// shared with sn.
+func (sn *Supernet) SelectClasses(rows []int) (*Supernet, error) {
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("select classes: no rows")
+	}
+	spec := *sn.Spec
+	spec.Classes = len(rows)
+	w, b := sn.Tensor("classifier.linear.weight"), sn.Tensor("classifier.linear.bias")
+	in := len(w) / sn.Spec.Classes
+	nw, nb := make([]float32, 0, len(rows)*in), make([]float32, 0, len(rows))
+	for _, r := range rows {
+		if r < 0 || r >= sn.Spec.Classes {
+			return nil, fmt.Errorf("select classes: row %d outside [0,%d)", r, sn.Spec.Classes)
+		}
+		nw = append(nw, w[r*in:(r+1)*in]...)
+		nb = append(nb, b[r])
+	}
+	params := make([]Param, len(sn.params))
+	for i, p := range sn.params {
+		switch p.Name {
+		case "classifier.linear.weight":
+			p = Param{Name: p.Name, Shape: []int{len(rows), in}, Data: nw}
+		case "classifier.linear.bias":
+			p = Param{Name: p.Name, Shape: []int{len(rows)}, Data: nb}
+		}
+		params[i] = p
+	}
+	return New(&spec, params, sn.Meta)
+}

@@ -30,6 +30,7 @@ func cmdImportTFLite(ctx context.Context, env *cli, args []string) error {
 	batch := fs.Int("batch", 16, "calibration batch size")
 	dropBG := fs.Bool("drop-background", false, "drop logit 0 (background), keeping the 1000 ILSVRC classes")
 	half := fs.Bool("half", false, "store float16 weights")
+	classesFrom := fs.String("classes-from", "", "image-folder data set whose classes (matched to the labels by name) the head keeps, in the data set's order")
 	id := fs.String("id", "", "supernet id for the metadata (default: the model's file name)")
 	if err := parse(fs, args, "model", "labels", "calib", "out"); err != nil {
 		return helpOK(err)
@@ -88,6 +89,26 @@ func cmdImportTFLite(ctx context.Context, env *cli, args []string) error {
 	}
 	if len(labels) != rep.Classes {
 		return fmt.Errorf("labels %s: %d labels for %d classes", *labelsPath, len(labels), rep.Classes)
+	}
+	if *classesFrom != "" {
+		ds, err := dataset.Open(*classesFrom, "train")
+		if err != nil {
+			return err
+		}
+		rows, unmatched := importer.MatchClasses(ds.Labels, labels)
+		if len(unmatched) > 0 {
+			return fmt.Errorf("--classes-from %s: %d classes have no label (first: %q)", *classesFrom, len(unmatched), unmatched[0])
+		}
+		if sn, err = sn.SelectClasses(rows); err != nil {
+			return err
+		}
+		kept := make([]string, len(rows))
+		for i, r := range rows {
+			kept[i] = labels[r]
+		}
+		labelsJSON, _ = json.Marshal(kept)
+		sn.Meta["labels"] = string(labelsJSON)
+		fmt.Fprintf(env.stderr, "head narrowed to the %d classes of %s\n", len(rows), *classesFrom)
 	}
 	if sk := loader.Skipped(); sk > 0 {
 		fmt.Fprintf(env.stderr, "warning: %d calibration images could not be read\n", sk)
