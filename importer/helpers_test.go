@@ -5,49 +5,15 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/tflite"
 )
 
-// sharedRoot is $NATGW_SHARED (default <repo>/../shared); it skips, or fails with
-// NATGW_REQUIRE_SHARED=1, when rel below it is missing.
-func sharedPath(t testing.TB, rel string) string {
-	t.Helper()
-	root := os.Getenv("NATGW_SHARED")
-	if root == "" {
-		root = filepath.Join("..", "shared")
-	}
-	if !filepath.IsAbs(root) {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("go.mod not found above the test directory")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, root)
-	}
-	p := filepath.Join(root, rel)
-	if _, err := os.Stat(p); err != nil {
-		msg := "shared data not found at " + p + " (set NATGW_SHARED): " + err.Error()
-		if os.Getenv("NATGW_REQUIRE_SHARED") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
+// sharedPath is testutil.Shared: skip without ../shared, fail under NATGW_REQUIRE_SHARED=1.
+func sharedPath(t testing.TB, rel string) string { t.Helper(); return testutil.Shared(t, rel) }
 
 // graphBuilder assembles a TFLite graph shaped like TensorFlow's MobileNetV2 export.
 type graphBuilder struct {

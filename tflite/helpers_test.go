@@ -4,45 +4,16 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/natgw/natgw/internal/testutil"
 )
 
-// sharedModel returns the path of a file in the shared pretrained-model folder, skipping
-// (or failing with NATGW_REQUIRE_SHARED=1) when it is missing.
+// sharedModel returns a file of the shared pretrained-model folder (testutil.Shared rules).
 func sharedModel(t testing.TB, name string) string {
 	t.Helper()
-	root := os.Getenv("NATGW_SHARED")
-	if root == "" {
-		root = filepath.Join("..", "shared")
-	}
-	if !filepath.IsAbs(root) {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("go.mod not found above the test directory")
-			}
-			dir = parent
-		}
-		root = filepath.Join(dir, root)
-	}
-	p := filepath.Join(root, "data", "pretrained-mobilenet-tflite", name)
-	if _, err := os.Stat(p); err != nil {
-		msg := "shared TFLite model not found at " + p + " (set NATGW_SHARED): " + err.Error()
-		if os.Getenv("NATGW_REQUIRE_SHARED") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
+	return testutil.Shared(t, filepath.Join("data", "pretrained-mobilenet-tflite", name))
 }
 
 func u8Tensor(name string, shape []int, buf int, scale float32, zp int64) Tensor {

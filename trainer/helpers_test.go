@@ -5,41 +5,13 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/natgw/natgw/internal/testutil"
 )
 
-// sharedDir finds the read-only shared material ($NATGW_SHARED, default ../shared next to
-// the repository root) or skips the test (fails it with NATGW_REQUIRE_SHARED=1).
-func sharedDir(t testing.TB, rel string) string {
-	t.Helper()
-	base := os.Getenv("NATGW_SHARED")
-	if base == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatal("no go.mod above the test directory")
-			}
-			dir = parent
-		}
-		base = filepath.Join(dir, "..", "shared")
-	}
-	p := filepath.Join(base, rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("NATGW_REQUIRE_SHARED") == "1" {
-			t.Fatalf("shared material %s missing: %v", p, err)
-		}
-		t.Skipf("shared material %s missing (set NATGW_SHARED): %v", p, err)
-	}
-	return p
-}
+// sharedDir is testutil.Shared: skip without ../shared, fail under NATGW_REQUIRE_SHARED=1.
+func sharedDir(t testing.TB, rel string) string { t.Helper(); return testutil.Shared(t, rel) }
 
 func readF32(t testing.TB, path string) []float32 {
 	t.Helper()
