@@ -201,15 +201,8 @@ func mapGraph(sg *tflite.Subgraph, spec *supernet.Spec, logits int, rep *Report)
 		return nil, fmt.Errorf("block depthwise kernel %d not among the spec's %v", k, spec.Kernels)
 	}
 	rep.Kernel = k
-	for b := range spec.NumBlocks() {
-		st, pos := spec.BlockStage(b)
-		stage := spec.Stages[st]
-		in, out := spec.BlockIn(b), stage.Width
-		mid := spec.MidWidth(in, spec.Expands[len(spec.Expands)-1])
-		stride := 1
-		if pos == 0 {
-			stride = stage.Stride
-		}
+	for _, g := range spec.AllBlocks() {
+		b, stage, in, out, mid, stride := g.Index, g.Stage, g.In, g.Out, g.Mid, g.Stride
 		p := fmt.Sprintf("blocks.%d.conv", b+1)
 		add(p+".inverted_bottleneck.conv.conv", p+".inverted_bottleneck.bn.bn", false, in, mid, 1, 1, stage.Act)
 		add(p+".depth_conv.conv.conv", p+".depth_conv.bn.bn", true, mid, mid, k, stride, stage.Act)

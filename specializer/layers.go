@@ -57,19 +57,10 @@ func Layers(spec *supernet.Spec, arch supernet.Arch) ([]Layer, error) {
 		se(in)
 	}
 	conv(LayerPointwise, in, spec.First.Out, 1, 1, 1, true)
-	for b := range spec.NumBlocks() {
-		if !spec.Active(a, b) {
-			continue
-		}
-		st, pos := spec.BlockStage(b)
-		stage := spec.Stages[st]
-		bin, mid := spec.BlockIn(b), spec.MidWidth(spec.BlockIn(b), a.E[b])
-		stride := 1
-		if pos == 0 {
-			stride = stage.Stride
-		}
+	for _, g := range spec.ActiveBlocks(a) {
+		stage, bin, mid, stride := g.Stage, g.In, g.Mid, g.Stride
 		conv(LayerPointwise, bin, mid, 1, 1, 1, true)
-		conv(LayerDepthwise, mid, mid, a.KS[b], stride, mid, true)
+		conv(LayerDepthwise, mid, mid, g.Kernel, stride, mid, true)
 		if stage.SE {
 			se(mid)
 		}

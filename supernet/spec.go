@@ -341,3 +341,47 @@ func builtins(classes int) []*Spec {
 
 // nearestChoice reports whether v is one of the choices.
 func contains(choices []int, v int) bool { return slices.Contains(choices, v) }
+
+// BlockGeom is one elastic block's geometry: the single place that derives widths,
+// stride and shortcut from the spec, for extraction, key layout, training, counting and import.
+type BlockGeom struct {
+	Index                  int // elastic block index (0-based); its keys are blocks.<Index+1>.*
+	Stage                  Stage
+	In, Mid, MaxMid, Out   int
+	Kernel, Expand, Stride int
+	Residual               bool
+}
+
+func (s *Spec) blockGeom(b, kernel, expand int) BlockGeom {
+	st, pos := s.BlockStage(b)
+	stage := s.Stages[st]
+	in := s.BlockIn(b)
+	g := BlockGeom{Index: b, Stage: stage, In: in, Out: stage.Width, Kernel: kernel, Expand: expand, Stride: 1,
+		Mid: s.MidWidth(in, expand), MaxMid: s.MidWidth(in, s.Expands[len(s.Expands)-1])}
+	if pos == 0 {
+		g.Stride = stage.Stride
+	}
+	g.Residual = g.Stride == 1 && g.In == g.Out
+	return g
+}
+
+// ActiveBlocks lists the blocks a runs (a must be valid), in order.
+func (s *Spec) ActiveBlocks(a Arch) []BlockGeom {
+	var out []BlockGeom
+	for b := range s.NumBlocks() {
+		if s.Active(a, b) {
+			out = append(out, s.blockGeom(b, a.KS[b], a.E[b]))
+		}
+	}
+	return out
+}
+
+// AllBlocks lists every elastic block at its largest kernel and expand ratio: the tensors
+// the supernet stores.
+func (s *Spec) AllBlocks() []BlockGeom {
+	out := make([]BlockGeom, s.NumBlocks())
+	for b := range out {
+		out[b] = s.blockGeom(b, s.Kernels[len(s.Kernels)-1], s.Expands[len(s.Expands)-1])
+	}
+	return out
+}

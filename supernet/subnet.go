@@ -92,33 +92,21 @@ func (sn *Supernet) Extract(a Arch) (*Subnet, error) {
 	net.Blocks = append(net.Blocks, first)
 
 	kmax := s.Kernels[len(s.Kernels)-1]
-	for b := range s.NumBlocks() {
-		if !s.Active(a, b) {
-			continue
-		}
-		st, pos := s.BlockStage(b)
-		stage := s.Stages[st]
-		in, out := s.BlockIn(b), stage.Width
-		maxMid := s.MidWidth(in, s.Expands[len(s.Expands)-1])
-		mid := s.MidWidth(in, a.E[b])
-		stride := 1
-		if pos == 0 {
-			stride = stage.Stride
-		}
-		p := fmt.Sprintf("blocks.%d.conv", b+1)
-		blk := Block{Index: b + 1, In: in, Mid: mid, Out: out, Kernel: a.KS[b], E: a.E[b],
-			Residual: stride == 1 && in == out}
+	for _, g := range s.ActiveBlocks(a) {
+		stage, in, mid, out, stride := g.Stage, g.In, g.Mid, g.Out, g.Stride
+		p := fmt.Sprintf("blocks.%d.conv", g.Index+1)
+		blk := Block{Index: g.Index + 1, In: in, Mid: mid, Out: out, Kernel: g.Kernel, E: g.Expand, Residual: g.Residual}
 		blk.Expand = &ConvLayer{In: in, Out: mid, Kernel: 1, Stride: 1, Groups: 1,
 			Weight: sliceConv(t(p+".inverted_bottleneck.conv.conv.weight"), in, mid, in, 1),
 			BN:     sn.bn(p+".inverted_bottleneck.bn.bn", mid), Act: stage.Act}
-		blk.Depthwise = ConvLayer{In: mid, Out: mid, Kernel: a.KS[b], Stride: stride, Groups: mid,
-			Weight: sn.depthwiseKernel(p+".depth_conv.conv", mid, kmax, a.KS[b]),
+		blk.Depthwise = ConvLayer{In: mid, Out: mid, Kernel: g.Kernel, Stride: stride, Groups: mid,
+			Weight: sn.depthwiseKernel(p+".depth_conv.conv", mid, kmax, g.Kernel),
 			BN:     sn.bn(p+".depth_conv.bn.bn", mid), Act: stage.Act}
 		if stage.SE {
-			blk.SE = sn.se(p+".depth_conv", maxMid, mid)
+			blk.SE = sn.se(p+".depth_conv", g.MaxMid, mid)
 		}
 		blk.Project = ConvLayer{In: mid, Out: out, Kernel: 1, Stride: 1, Groups: 1,
-			Weight: sliceConv(t(p+".point_linear.conv.conv.weight"), maxMid, out, mid, 1),
+			Weight: sliceConv(t(p+".point_linear.conv.conv.weight"), g.MaxMid, out, mid, 1),
 			BN:     sn.bn(p+".point_linear.bn.bn", out), Act: ActNone}
 		net.Blocks = append(net.Blocks, blk)
 	}

@@ -76,10 +76,8 @@ func (s *Spec) Keys() []Key {
 	bn("blocks.0.conv.point_linear.bn", s.First.Out)
 
 	kmax := s.Kernels[len(s.Kernels)-1]
-	for b := range s.NumBlocks() {
-		st, _ := s.BlockStage(b)
-		in, out := s.BlockIn(b), s.Stages[st].Width
-		mid := s.MidWidth(in, s.Expands[len(s.Expands)-1])
+	for _, g := range s.AllBlocks() {
+		b, in, out, mid := g.Index, g.In, g.Out, g.Mid
 		p := fmt.Sprintf("blocks.%d.conv", b+1)
 		add(p+".inverted_bottleneck.conv.conv.weight", mid, in, 1, 1)
 		bn(p+".inverted_bottleneck.bn.bn", mid)
@@ -89,7 +87,7 @@ func (s *Spec) Keys() []Key {
 		}
 		add(p+".depth_conv.conv.conv.weight", mid, 1, kmax, kmax)
 		bn(p+".depth_conv.bn.bn", mid)
-		if s.Stages[st].SE {
+		if g.Stage.SE {
 			se(p+".depth_conv", mid)
 		}
 		add(p+".point_linear.conv.conv.weight", out, mid, 1, 1)

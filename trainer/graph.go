@@ -161,31 +161,18 @@ func (m *model) build(arch supernet.Arch, n, r int) (*subnetGraph, error) {
 	y = t
 
 	ks := s.Kernels
-	kmax := ks[len(ks)-1]
-	for blk := range s.NumBlocks() {
-		if !s.Active(arch, blk) {
-			continue
-		}
-		st, pos := s.BlockStage(blk)
-		stage := s.Stages[st]
-		in, out := s.BlockIn(blk), stage.Width
-		maxMid := s.MidWidth(in, s.Expands[len(s.Expands)-1])
-		mid := s.MidWidth(in, arch.E[blk])
-		stride := 1
-		if pos == 0 {
-			stride = stage.Stride
-		}
+	for _, g := range s.ActiveBlocks(arch) {
+		blk, stage, in, out, mid, maxMid, stride := g.Index, g.Stage, g.In, g.Out, g.Mid, g.MaxMid, g.Stride
 		p := fmt.Sprintf("blocks.%d.conv", blk+1)
 		t := conv(y, sl(p+".inverted_bottleneck.conv.conv.weight", mid, in), 1, 1, 1, true)
 		t = bn(t, p+".inverted_bottleneck.bn.bn", mid, stage.Act)
 		w := sl(p+".depth_conv.conv.conv.weight", mid, 1)
-		k := arch.KS[blk]
+		k := g.Kernel
 		for i := len(ks) - 1; i > 0 && ks[i] > k && b.err == nil; i-- {
 			next := ks[i-1]
 			mname := fmt.Sprintf("%s.depth_conv.conv.%dto%d_matrix", p, ks[i], next)
 			w = b.kernelTransform(w, sl(mname, next*next, next*next), next)
 		}
-		_ = kmax
 		t = conv(t, w, k, stride, mid, true)
 		t = bn(t, p+".depth_conv.bn.bn", mid, stage.Act)
 		if stage.SE {
@@ -193,7 +180,7 @@ func (m *model) build(arch supernet.Arch, n, r int) (*subnetGraph, error) {
 		}
 		t = conv(t, sl(p+".point_linear.conv.conv.weight", out, mid), 1, 1, 1, true)
 		t = bn(t, p+".point_linear.bn.bn", out, supernet.ActNone)
-		if stride == 1 && in == out {
+		if g.Residual {
 			t = b.add(t, y)
 		}
 		y = t
