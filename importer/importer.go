@@ -350,20 +350,8 @@ func calibrate(ctx context.Context, m *tflite.Model, convs []*conv, batches supe
 		nb := float64(n * hw)
 		na := count[op]
 		for k := range ch {
-			var s float64
-			for i := range n {
-				for _, v := range y[(i*ch+k)*hw : (i*ch+k+1)*hw] {
-					s += float64(v)
-				}
-			}
-			mb := s / nb
-			var m2 float64
-			for i := range n {
-				for _, v := range y[(i*ch+k)*hw : (i*ch+k+1)*hw] {
-					d := float64(v) - mb
-					m2 += d * d
-				}
-			}
+			mb, vb := supernet.ChannelMoments(y, n, ch, hw, k)
+			m2 := vb * nb
 			// Chan et al.'s pairwise update keeps the variance exact across batches.
 			delta := mb - c.mean[k]
 			tot := na + nb

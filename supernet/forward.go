@@ -282,23 +282,8 @@ func applySE(se *SE, x []float32, n, c, hw int) {
 func batchNorm(o *convOp, y []float32, n, c, hw int) {
 	scale := make([]float32, c)
 	shift := make([]float32, c)
-	cnt := float64(n * hw)
 	for ch := range c {
-		var s float64
-		for i := range n {
-			for _, v := range y[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-				s += float64(v)
-			}
-		}
-		mean := s / cnt
-		var ss float64
-		for i := range n {
-			for _, v := range y[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-				d := float64(v) - mean
-				ss += d * d
-			}
-		}
-		vari := ss / cnt
+		mean, vari := ChannelMoments(y, n, c, hw, ch)
 		o.stats.mean[ch] += mean * float64(n)
 		o.stats.vari[ch] += vari * float64(n)
 		inv := float64(o.bn.Weight[ch]) / math.Sqrt(vari+o.bn.Eps)
@@ -351,4 +336,25 @@ func (n *Subnet) Recalibrate(ctx context.Context, batches Batches) error {
 		}
 	}
 	return nil
+}
+
+// ChannelMoments returns the mean and the biased variance of channel ch of y [n,c,hw], in
+// float64 (two passes, so the variance does not cancel).
+func ChannelMoments(y []float32, n, c, hw, ch int) (mean, variance float64) {
+	var s float64
+	for i := range n {
+		for _, v := range y[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+			s += float64(v)
+		}
+	}
+	cnt := float64(n * hw)
+	mean = s / cnt
+	var ss float64
+	for i := range n {
+		for _, v := range y[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+			d := float64(v) - mean
+			ss += d * d
+		}
+	}
+	return mean, ss / cnt
 }
