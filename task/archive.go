@@ -136,6 +136,20 @@ func (a *Archive) Put(e Entry) bool {
 	return true
 }
 
+// SetTestTop1 records the final test-split accuracy of a measured entry. It never changes
+// Top1, so no selection can depend on it. It reports whether the entry was found.
+func (a *Archive) SetTestTop1(hash string, top1 float64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, e := range a.Entries {
+		if e.Hash == hash && !e.Predicted {
+			a.Entries[i].TestTop1 = &top1
+			return true
+		}
+	}
+	return false
+}
+
 // Front returns the measured entries that no other measured entry beats on both accuracy
 // (higher) and MAdds (lower), sorted by MAdds.
 func Front(entries []Entry) []Entry {

@@ -17,9 +17,10 @@ import (
 // maxCalibImages bounds a calibration folder; a few hundred images are plenty.
 const maxCalibImages = 4096
 
-// calibBatch is the batch size of recalibration; OFA's weighting makes the result depend on
-// it only through float rounding.
-const calibBatch = 64
+// CalibBatch is the batch size of recalibration. OFA's weighting makes the result depend on
+// it only through float rounding; searches that measure a task's archive use it too, so
+// served subnets get bit for bit the statistics that were measured.
+const CalibBatch = 64
 
 // ReadCalib decodes the .jpg/.jpeg/.png files of dir in name order. A missing folder is no
 // calibration set.
@@ -61,8 +62,8 @@ func ReadCalib(dir string) ([]*preprocess.RGB, error) {
 func CalibBatches(imgs []*preprocess.RGB, p preprocess.Spec) supernet.Batches {
 	return func(ctx context.Context, fn func(x []float32, batch, h, w int) error) error {
 		per := p.TensorLen()
-		for lo := 0; lo < len(imgs); lo += calibBatch {
-			hi := min(lo+calibBatch, len(imgs))
+		for lo := 0; lo < len(imgs); lo += CalibBatch {
+			hi := min(lo+CalibBatch, len(imgs))
 			x := make([]float32, (hi-lo)*per)
 			for i := lo; i < hi; i++ {
 				if err := p.Tensor(imgs[i], x[(i-lo)*per:(i-lo+1)*per]); err != nil {

@@ -79,7 +79,10 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	if sn, err = trainer.WithClasses(sn, len(trainSet.Classes), *seed); err != nil {
 		return err
 	}
-	eval := preprocess.DefaultSpec(*res)
+	eval, err := supernetPreprocess(sn, *res)
+	if err != nil {
+		return err
+	}
 	trainLoader, err := dataset.NewLoader(dataset.Config{Set: trainSet, Spec: eval, Batch: *batch, Shuffle: true, Seed: *seed,
 		Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: 0.35, ScaleMax: 1, HFlip: true}, Workers: *workers, DropLast: true, CacheDecoded: true})
 	if err != nil {
@@ -128,6 +131,8 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	labelsJSON, _ := json.Marshal(trainSet.Labels) // []string cannot fail
+	sn.Meta["labels"] = string(labelsJSON)
 	sn.Meta["trained_by"] = "natgw train"
 	sn.Meta["train_data"] = *data
 	sn.Meta["train_steps"] = fmt.Sprint(result.Steps)
@@ -145,4 +150,22 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	}
 	fmt.Fprintln(env.stdout, string(line))
 	return nil
+}
+
+// supernetPreprocess is the eval preprocessing at resolution res that the checkpoint
+// records (an imported network wants its own normalisation), else the ImageNet default.
+func supernetPreprocess(sn *supernet.Supernet, res int) (preprocess.Spec, error) {
+	raw, ok := sn.Meta["preprocess"]
+	if !ok {
+		return preprocess.DefaultSpec(res), nil
+	}
+	var p preprocess.Spec
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return p, fmt.Errorf("supernet metadata \"preprocess\": %w", err)
+	}
+	p.Resolution = res
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("supernet metadata \"preprocess\": %w", err)
+	}
+	return p, nil
 }

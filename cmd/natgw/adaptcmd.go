@@ -1,0 +1,403 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/onnxrt"
+	"github.com/natgw/natgw/preprocess"
+	"github.com/natgw/natgw/specializer"
+	"github.com/natgw/natgw/supernet"
+	"github.com/natgw/natgw/task"
+	"github.com/natgw/natgw/trainer"
+)
+
+// SourceCarried marks archive entries re-measured from the previous adaptation
+// iteration's best members on the new weights.
+const sourceCarried = "carried"
+
+// adaptOptions are natgw adapt's settings, kept together so each phase reads them alike.
+type adaptOptions struct {
+	ckpt, data, out, work, name, description string
+
+	iterations, epochs, batch, res, subnets int
+	lr, wd, smoothing, kd                   float64
+	elite                                   int
+	uniform                                 float64
+
+	evals, finalEvals, initial, perIter, carry, calib int
+	seed                                              uint64
+	half, latency                                     bool
+	ortThreads, workers                               int
+}
+
+// cmdAdapt runs NAT's adaptation: alternate a surrogate-assisted search on the current
+// weights with fine-tuning on subnets drawn from the archive's best members, then search
+// once more on the final weights and write a servable task folder. Every phase leaves
+// files in --work from which a rerun continues.
+func cmdAdapt(ctx context.Context, env *cli, args []string) error {
+	fs := newFlags(env, "adapt")
+	o := adaptOptions{}
+	fs.StringVar(&o.ckpt, "supernet", "", "supernet to adapt (natgw native or OFA .pth); its classifier is re-initialised when the class count differs")
+	fs.StringVar(&o.data, "data", "", "image-folder data set with train/ and val/ (test/ is never read)")
+	fs.StringVar(&o.out, "out", "", "task folder to write (task.json, supernet, labels, archive, calib/)")
+	fs.StringVar(&o.work, "work", "", "folder for resumable state: weights, archives and trainer state of every iteration (default: --out + \".work\")")
+	fs.StringVar(&o.name, "name", "", "task name (default: the --out folder's name)")
+	fs.StringVar(&o.description, "description", "", "task description for task.json")
+	fs.IntVar(&o.iterations, "iterations", 2, "search + fine-tune rounds before the final search")
+	fs.IntVar(&o.epochs, "epochs", 3, "fine-tuning epochs per iteration")
+	fs.IntVar(&o.batch, "batch", 32, "images per training step")
+	fs.IntVar(&o.res, "resolution", 128, "training resolution (subnets are measured at their own)")
+	fs.IntVar(&o.subnets, "subnets", 1, "archive-drawn subnets per step besides the largest and the smallest")
+	fs.Float64Var(&o.lr, "lr", 0.002, "peak learning rate of each fine-tuning round")
+	fs.Float64Var(&o.wd, "weight-decay", 4e-5, "weight decay (not on BatchNorm and bias tensors)")
+	fs.Float64Var(&o.smoothing, "label-smoothing", 0.1, "label smoothing")
+	fs.Float64Var(&o.kd, "kd-ratio", 1, "weight of the distillation loss from the largest subnet")
+	fs.IntVar(&o.elite, "elite", 16, "archive members (front by front) whose genes the fine-tuning subnets are drawn from")
+	fs.Float64Var(&o.uniform, "uniform", 0.1, "probability that a gene is drawn uniformly instead of from the elite")
+	fs.IntVar(&o.evals, "evals", 24, "measured subnets per iteration's search (carried ones count)")
+	fs.IntVar(&o.finalEvals, "final-evals", 48, "measured subnets of the final search, which the task serves")
+	fs.IntVar(&o.initial, "initial", 8, "random sample of each search (smallest and largest included)")
+	fs.IntVar(&o.perIter, "per-iter", 8, "subnets measured per surrogate iteration")
+	fs.IntVar(&o.carry, "carry", 8, "best members of the previous archive re-measured first on the new weights")
+	fs.IntVar(&o.calib, "calib", 500, "BatchNorm calibration images from train (stored in the task for serving)")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of sampling, data order, augmentation and search")
+	fs.BoolVar(&o.half, "half", true, "store float16 weights; the final search measures the rounded weights")
+	fs.BoolVar(&o.latency, "latency", true, "measure onnxruntime batch-1 latency of the final archive (latency_ms budgets)")
+	fs.IntVar(&o.ortThreads, "ort-threads", 2, "onnxruntime intra-op threads for --latency")
+	fs.IntVar(&o.workers, "workers", 0, "image decoding goroutines (0: one per core)")
+	if err := parse(fs, args, "supernet", "data", "out"); err != nil {
+		return helpOK(err)
+	}
+	if o.name == "" {
+		o.name = filepath.Base(filepath.Clean(o.out))
+	}
+	if o.work == "" {
+		o.work = filepath.Clean(o.out) + ".work"
+	}
+	switch {
+	case !task.ValidName(o.name):
+		return usageError{fmt.Sprintf("adapt: task name %q is not valid (lower-case letters, digits, - and _)", o.name)}
+	case o.iterations < 0 || o.epochs < 1 || o.batch < 1 || o.res < 8 || o.subnets < 0 || o.elite < 1:
+		return usageError{"adapt: --iterations ≥ 0; --epochs, --batch, --elite ≥ 1; --resolution ≥ 8; --subnets ≥ 0"}
+	case o.evals < 4 || o.finalEvals < 4 || o.initial < 0 || o.perIter < 1 || o.carry < 0 || o.calib < 1:
+		return usageError{"adapt: --evals and --final-evals ≥ 4, --per-iter and --calib ≥ 1, --initial and --carry ≥ 0"}
+	case o.uniform < 0 || o.uniform > 1 || o.lr <= 0:
+		return usageError{"adapt: --uniform in [0, 1], --lr > 0"}
+	}
+	if err := os.MkdirAll(o.work, 0o755); err != nil {
+		return err
+	}
+	a := &adapter{env: env, o: o, start: time.Now()}
+	return a.run(ctx)
+}
+
+type adapter struct {
+	env      *cli
+	o        adaptOptions
+	trainSet *dataset.Set
+	tmpl     preprocess.Spec
+	ort      *onnxrt.Env
+
+	start                 time.Time
+	searchDur, trainDur   []time.Duration
+	searchLeft, trainLeft int
+}
+
+func (a *adapter) path(format string, k int) string {
+	return filepath.Join(a.o.work, fmt.Sprintf(format, k))
+}
+
+func (a *adapter) run(ctx context.Context) error {
+	var err error
+	if a.trainSet, err = dataset.Open(a.o.data, "train"); err != nil {
+		return err
+	}
+	w0 := a.path("weights-%d.safetensors", 0)
+	if _, err := os.Stat(w0); errors.Is(err, fs.ErrNotExist) {
+		sn, err := supernet.Load(a.o.ckpt, supernet.LoadOptions{})
+		if err != nil {
+			return err
+		}
+		if sn, err = trainer.WithClasses(sn, len(a.trainSet.Classes), a.o.seed); err != nil {
+			return err
+		}
+		if err := a.saveWeights(sn, w0, "start", 0); err != nil {
+			return err
+		}
+	}
+	a.searchLeft, a.trainLeft = a.o.iterations+1, a.o.iterations
+	for k := 0; ; k++ {
+		w := a.path("weights-%d.safetensors", k)
+		final := k == a.o.iterations
+		if final && a.o.half {
+			// Served weights are float16: measure exactly those.
+			hw := a.path("weights-%d-half.safetensors", k)
+			if _, err := os.Stat(hw); errors.Is(err, fs.ErrNotExist) {
+				sn, err := supernet.Load(w, supernet.LoadOptions{})
+				if err != nil {
+					return err
+				}
+				if err := sn.Save(hw, supernet.SaveOptions{Half: true}); err != nil {
+					return err
+				}
+				if sn, err = supernet.Load(hw, supernet.LoadOptions{}); err != nil {
+					return err
+				}
+				sn.Meta[supernet.MetaVersion] = weightsVersion(sn) // of the rounded tensors
+				if err := sn.Save(hw, supernet.SaveOptions{Half: true}); err != nil {
+					return err
+				}
+			}
+			w = hw
+		}
+		sn, err := supernet.Load(w, supernet.LoadOptions{})
+		if err != nil {
+			return err
+		}
+		if a.tmpl, err = supernetPreprocess(sn, a.o.res); err != nil {
+			return err
+		}
+		archive, err := a.search(ctx, k, sn, final)
+		if err != nil {
+			return err
+		}
+		if final {
+			return a.writeTask(sn, archive)
+		}
+		if err := a.train(ctx, k, sn, archive); err != nil {
+			return err
+		}
+	}
+}
+
+// search measures iteration k's archive on sn: the previous iteration's best members
+// first (their accuracy moved with the weights), then NAT's surrogate loop.
+func (a *adapter) search(ctx context.Context, k int, sn *supernet.Supernet, final bool) (*task.Archive, error) {
+	t0 := time.Now()
+	path := a.path("archive-%d.json", k)
+	archive, err := task.LoadArchive(path, sn.Spec)
+	if err != nil {
+		return nil, err
+	}
+	version := supernetVersion(sn)
+	if archive.SupernetVersion != "" && archive.SupernetVersion != version {
+		return nil, fmt.Errorf("%s was measured with supernet %q, not %q: remove it to measure again", path, archive.SupernetVersion, version)
+	}
+	archive.SupernetVersion = version
+	target := a.o.evals
+	if final {
+		target = a.o.finalEvals
+	}
+	a.progress("iteration %d/%d: search on %s, %d subnets (%d measured so far)", k, a.o.iterations, version, target, archive.Len())
+	ev, err := specializer.NewSubnetEvaluator(ctx, specializer.EvalConfig{
+		Supernet: sn, Data: a.o.data, Template: a.tmpl, CalibImages: a.o.calib, CalibBatch: task.CalibBatch,
+		CalibSeed: a.o.seed, Archive: archive,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var measureLatency func(context.Context, supernet.Arch) (float64, error)
+	if final && a.o.latency {
+		if a.ort == nil {
+			if a.ort, err = onnxrt.NewEnv(onnxrt.Config{IntraOpThreads: a.o.ortThreads, InterOpThreads: 1}); err != nil {
+				return nil, fmt.Errorf("--latency: %w", err)
+			}
+		}
+		measureLatency = func(ctx context.Context, arch supernet.Arch) (float64, error) {
+			sub, err := sn.Extract(arch)
+			if err != nil {
+				return 0, err
+			}
+			return specializer.MeasureLatency(ctx, a.ort, sub, specializer.LatencyOptions{})
+		}
+	}
+	if k > 0 && a.o.carry > 0 {
+		prev, err := task.LoadArchive(a.path("archive-%d.json", k-1), sn.Spec)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range specializer.Elite(prev.Snapshot(), a.o.carry) {
+			if got, ok := archive.Lookup(e.Hash); ok && !got.Predicted {
+				continue
+			}
+			m, err := ev.Evaluate(ctx, e.Arch)
+			if err != nil {
+				return nil, fmt.Errorf("re-measuring %s: %w", e.Hash, err)
+			}
+			if measureLatency != nil {
+				if m.LatencyMS, err = measureLatency(ctx, e.Arch); err != nil {
+					return nil, err
+				}
+			}
+			m.Source = sourceCarried
+			archive.Put(m)
+			if err := archive.Save(path); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(a.env.stderr, "adapt: carried %s: top-1 %.4f (was %.4f) at %.0fM MAdds\n", e.Hash[:12], m.Top1, e.Top1, float64(m.MAdds)/1e6)
+		}
+	}
+	err = specializer.Search(ctx, specializer.Config{
+		Evaluator: ev, Archive: archive, ArchivePath: path, Evals: max(target, archive.Len()),
+		InitialSamples: a.o.initial, PerIteration: a.o.perIter, Seed: a.o.seed + uint64(k),
+		MeasureLatency: measureLatency, Progress: a.env.stderr,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := archive.Save(path); err != nil {
+		return nil, err
+	}
+	a.searchDur = append(a.searchDur, time.Since(t0))
+	a.searchLeft--
+	front := task.Front(archive.Snapshot())
+	best := front[len(front)-1]
+	a.progress("iteration %d/%d: search done: %d measured, front of %d, best top-1 %.4f at %.0fM MAdds",
+		k, a.o.iterations, archive.Len(), len(front), best.Top1, float64(best.MAdds)/1e6)
+	return archive, nil
+}
+
+// train fine-tunes iteration k's weights on subnets drawn from its archive's elite and
+// writes iteration k+1's weights.
+func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archive *task.Archive) error {
+	next := a.path("weights-%d.safetensors", k+1)
+	if _, err := os.Stat(next); err == nil {
+		a.trainLeft--
+		return nil
+	}
+	t0 := time.Now()
+	sampler, err := specializer.NewArchiveSampler(sn.Spec, archive.Snapshot(), a.o.elite, a.o.uniform)
+	if err != nil {
+		return err
+	}
+	loader, err := dataset.NewLoader(dataset.Config{Set: a.trainSet, Spec: a.tmpl, Batch: a.o.batch, Shuffle: true,
+		Seed: a.o.seed + uint64(k), Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: 0.35, ScaleMax: 1, HFlip: true},
+		Workers: a.o.workers, DropLast: true, CacheDecoded: true})
+	if err != nil {
+		return err
+	}
+	cfg := trainer.DefaultConfig()
+	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.Subnets = a.o.batch, a.o.res, a.o.epochs, a.o.subnets
+	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio = a.o.lr, a.o.wd, a.o.smoothing, a.o.kd
+	cfg.Seed, cfg.Sampler, cfg.Progress = a.o.seed+uint64(k), sampler, a.env.stderr
+	cfg.Checkpoint, cfg.CheckpointEvery = a.path("train-%d.state", k), 50
+	cfg.WarmupSteps = loader.NumBatches() * a.o.epochs / 20
+	tr, err := trainer.New(sn, cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(cfg.Checkpoint); err == nil {
+		if err := tr.Resume(cfg.Checkpoint); err != nil {
+			return err
+		}
+		a.progress("iteration %d/%d: fine-tuning resumed at step %d", k, a.o.iterations, tr.StepCount())
+	}
+	a.progress("iteration %d/%d: fine-tuning %d epochs at %d px on subnets drawn from the %d best", k, a.o.iterations, a.o.epochs, a.o.res, a.o.elite)
+	res, err := tr.Fit(ctx, trainer.Data{Train: loader})
+	if err != nil {
+		return err
+	}
+	if err := a.saveWeights(tr.Supernet(), next, "natgw adapt", k+1); err != nil {
+		return err
+	}
+	a.trainDur = append(a.trainDur, time.Since(t0))
+	a.trainLeft--
+	a.progress("iteration %d/%d: fine-tuned %d steps, loss %.4f → %.4f", k, a.o.iterations, res.StepsRun, res.FirstLoss, res.FinalLoss)
+	return nil
+}
+
+// saveWeights stamps sn with a version derived from its tensors (archives and caches are
+// keyed by it) and writes it.
+func (a *adapter) saveWeights(sn *supernet.Supernet, path, by string, k int) error {
+	labels, _ := json.Marshal(a.trainSet.Labels) // []string cannot fail
+	sn.Meta["labels"] = string(labels)
+	sn.Meta["adapted_by"] = by
+	sn.Meta["adapt_iteration"] = fmt.Sprint(k)
+	sn.Meta["adapt_data"] = filepath.Base(filepath.Clean(a.o.data))
+	sn.Meta[supernet.MetaVersion] = weightsVersion(sn)
+	return sn.Save(path, supernet.SaveOptions{})
+}
+
+// weightsVersion is a digest of every tensor's name and bits.
+func weightsVersion(sn *supernet.Supernet) string {
+	h := sha256.New()
+	var buf [4]byte
+	for _, p := range sn.Params() {
+		io.WriteString(h, p.Name)
+		for _, v := range sn.Tensor(p.Name) {
+			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
+			h.Write(buf[:])
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// writeTask writes the servable task: the measured weights, labels, the final archive
+// and the calibration images the archive was measured with (in the evaluator's order).
+func (a *adapter) writeTask(sn *supernet.Supernet, archive *task.Archive) error {
+	sn.Meta["task"] = a.o.name
+	t := &task.Task{
+		Manifest: task.Manifest{Name: a.o.name, Description: a.o.description, Dataset: filepath.Base(filepath.Clean(a.o.data)), Preprocess: a.tmpl},
+		Supernet: sn, Labels: a.trainSet.Labels, Archive: archive,
+	}
+	// Calibration images first: archive.json, written last by task.Save, marks a whole task.
+	calibDir := filepath.Join(a.o.out, task.CalibDir)
+	if err := os.RemoveAll(calibDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(calibDir, 0o755); err != nil {
+		return err
+	}
+	for i, it := range a.trainSet.Subset(a.o.calib, a.o.seed).Items {
+		data, err := os.ReadFile(it.Path)
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("%04d-%s", i, filepath.Base(it.Path))
+		if err := os.WriteFile(filepath.Join(calibDir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := task.Save(a.o.out, t, supernet.SaveOptions{Half: a.o.half}); err != nil {
+		return err
+	}
+	front := task.Front(archive.Snapshot())
+	a.progress("wrote task %q to %s: %d measured subnets, %d on the front, %d calibration images", a.o.name, a.o.out, archive.Len(), len(front), a.o.calib)
+	return nil
+}
+
+// progress prints one adapt line with the elapsed time and a rough ETA from the phases
+// finished so far.
+func (a *adapter) progress(format string, args ...any) {
+	el := time.Since(a.start)
+	eta := ""
+	if len(a.searchDur) > 0 && (a.trainLeft == 0 || len(a.trainDur) > 0) {
+		left := time.Duration(a.searchLeft) * mean(a.searchDur)
+		if a.trainLeft > 0 {
+			left += time.Duration(a.trainLeft) * mean(a.trainDur)
+		}
+		eta = fmt.Sprintf(", eta %s", left.Round(time.Second))
+	}
+	fmt.Fprintf(a.env.stderr, "adapt: "+format+" [elapsed %s%s]\n", append(args, el.Round(time.Second), eta)...)
+}
+
+func mean(ds []time.Duration) time.Duration {
+	var s time.Duration
+	for _, d := range ds {
+		s += d
+	}
+	return s / time.Duration(len(ds))
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/natgw/natgw/supernet"
+	"github.com/natgw/natgw/task"
+)
+
+// TestAdaptAndEvaluate runs the whole adaptation on a tiny generated task (one search,
+// one fine-tuning round, the final search), checks the task folder it writes loads and
+// serves the archive it measured, that a rerun continues instead of starting over, and
+// that evaluate records test accuracy without touching the val accuracy selection uses.
+func TestAdaptAndEvaluate(t *testing.T) {
+	dir := t.TempDir()
+	spec := &supernet.Spec{
+		Name: "tiny", Classes: 3, Resolutions: []int{24, 32}, Kernels: []int{3, 5}, Expands: []int{2, 3}, Divisor: 8,
+		SEReduction: 4, Padding: supernet.PadSymmetric, BNEps: 1e-5, BNMomentum: 0.1,
+		Stem:   supernet.Conv{Out: 8, Kernel: 3, Stride: 2, Act: supernet.ActHSwish},
+		First:  supernet.FirstBlock{Out: 8, Kernel: 3, Stride: 1, Act: supernet.ActReLU},
+		Stages: []supernet.Stage{{Width: 16, Stride: 2, Act: supernet.ActHSwish, SE: true, Depths: []int{1, 2}}},
+	}
+	sn, err := supernet.Random(spec, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "in.safetensors")
+	if err := sn.Save(ckpt, supernet.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	for _, split := range []string{"train", "val", "test"} {
+		for c, class := range []string{"a", "b", "c"} {
+			os.MkdirAll(filepath.Join(data, split, class), 0o755)
+			for i := range 4 {
+				os.WriteFile(filepath.Join(data, split, class, string(rune('p'+i))+".png"), solidPNG(t, uint8(30+90*c+5*i), 20), 0o644)
+			}
+		}
+	}
+	out := filepath.Join(dir, "models", "toy")
+	args := []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--iterations", "1", "--epochs", "1",
+		"--batch", "4", "--resolution", "32", "--evals", "5", "--final-evals", "6", "--initial", "4", "--per-iter", "2",
+		"--carry", "2", "--calib", "6", "--workers", "1", "--latency=false"}
+	_, stderr, err := runCLI(t, args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	for _, want := range []string{"iteration 0/1: search", "iteration 0/1: fine-tuning", "iteration 1/1: search", "adapt: carried", "wrote task \"toy\""} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("progress lacks %q:\n%s", want, stderr)
+		}
+	}
+	tk, err := task.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := tk.Archive.Snapshot()
+	if len(entries) < 6 || len(tk.Calib) != 6 || tk.Name != "toy" || len(tk.Labels) != 3 {
+		t.Fatalf("task: %d entries, %d calibration images, name %q, labels %v", len(entries), len(tk.Calib), tk.Name, tk.Labels)
+	}
+	if tk.Archive.SupernetVersion != tk.SupernetVersion() {
+		t.Fatalf("archive measured with %q, task supernet is %q", tk.Archive.SupernetVersion, tk.SupernetVersion())
+	}
+	w0, err := supernet.Load(filepath.Join(out+".work", "weights-0.safetensors"), supernet.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w0.Meta[supernet.MetaVersion] == tk.SupernetVersion() {
+		t.Fatal("fine-tuning did not change the weights' version")
+	}
+	before, _ := os.ReadFile(filepath.Join(out, task.ArchiveFile))
+	_, stderr, err = runCLI(t, args...)
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, stderr)
+	}
+	if strings.Contains(stderr, "fine-tuning 1 epochs") {
+		t.Errorf("rerun trained again:\n%s", stderr)
+	}
+	after, _ := os.ReadFile(filepath.Join(out, task.ArchiveFile))
+	if !bytes.Equal(before, after) {
+		t.Error("rerun changed the finished archive")
+	}
+
+	stdout, stderr, err := runCLI(t, "evaluate", "--task", out, "--data", data, "--split", "test")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	rows := strings.Split(strings.TrimSpace(stdout), "\n")
+	front := task.Front(entries)
+	if len(rows) != len(front) {
+		t.Fatalf("%d rows for a front of %d:\n%s", len(rows), len(front), stdout)
+	}
+	var r evalRow
+	if err := json.Unmarshal([]byte(rows[0]), &r); err != nil || r.Images != 12 || !r.Recorded || r.Split != "test" {
+		t.Fatalf("row %s (%v)", rows[0], err)
+	}
+	tk2, err := task.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tk2.Archive.Snapshot() {
+		if e.Hash == r.Hash {
+			if e.TestTop1 == nil || *e.TestTop1 != r.Top1 || e.Top1 != r.ValTop1 || e.Split != task.SplitVal {
+				t.Fatalf("recorded entry %+v, row %+v", e, r)
+			}
+		}
+	}
+	if _, _, err := runCLI(t, "adapt", "--supernet", ckpt, "--data", data, "--out", filepath.Join(dir, "Bad Name")); err == nil {
+		t.Fatal("invalid task name accepted")
+	}
+}

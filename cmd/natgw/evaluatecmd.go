@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/task"
+)
+
+// evalRow is one line of natgw evaluate's JSON output.
+type evalRow struct {
+	Hash     string  `json:"hash"`
+	MAdds    int64   `json:"madds"`
+	R        int     `json:"r"`
+	ValTop1  float64 `json:"val_top1"`
+	Top1     float64 `json:"top1"`
+	Split    string  `json:"split"`
+	Images   int     `json:"images"`
+	Recorded bool    `json:"recorded"`
+}
+
+// cmdEvaluate is the final evaluation: it measures a task's front on a held-out split
+// exactly as the gateway serves each subnet (the task's calibration images, then the CPU
+// forward) and, for the test split, records the result as test_top1. Selection only
+// ever reads val accuracies, so this number reports and never chooses.
+func cmdEvaluate(ctx context.Context, env *cli, args []string) error {
+	fs := newFlags(env, "evaluate")
+	dir := fs.String("task", "", "task folder")
+	data := fs.String("data", "", "image-folder data set holding the split")
+	split := fs.String("split", "test", "split to measure on")
+	all := fs.Bool("all", false, "measure every archive entry, not only the front")
+	record := fs.Bool("record", true, "with --split test, write test_top1 into the task's archive.json")
+	batch := fs.Int("batch", 100, "forward batch size")
+	if err := parse(fs, args, "task", "data"); err != nil {
+		return helpOK(err)
+	}
+	if *batch < 1 {
+		return usageError{"evaluate: --batch ≥ 1"}
+	}
+	t, err := task.Load(*dir)
+	if err != nil {
+		return err
+	}
+	set, err := dataset.Open(*data, *split)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(set.Labels, t.Labels) {
+		return fmt.Errorf("evaluate: %s/%s's classes are not the task's labels in order", *data, *split)
+	}
+	entries := task.Front(t.Archive.Snapshot())
+	if *all {
+		entries = t.Archive.Snapshot()
+	}
+	write := *record && *split == task.SplitTest
+	for i, e := range entries {
+		if e.Predicted {
+			continue
+		}
+		t0 := time.Now()
+		sub, err := t.Supernet.Extract(e.Arch)
+		if err != nil {
+			return err
+		}
+		if err := t.Recalibrate(ctx, sub); err != nil {
+			return err
+		}
+		net := sub.Compile()
+		loader, err := dataset.NewLoader(dataset.Config{Set: set, Spec: t.Preprocess(e.Arch.R), Batch: *batch})
+		if err != nil {
+			return err
+		}
+		correct, n := 0, 0
+		err = loader.Epoch(ctx, 0, func(b dataset.Batch) error {
+			logits, err := net.Forward(ctx, b.X, b.N, e.Arch.R, e.Arch.R)
+			if err != nil {
+				return err
+			}
+			c := net.Classes()
+			for j := range b.N {
+				if argmax(logits[j*c:(j+1)*c]) == b.Labels[j] {
+					correct++
+				}
+			}
+			n += b.N
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if sk := loader.Skipped(); sk > 0 {
+			return fmt.Errorf("evaluate: %d images of %s/%s could not be read", sk, *data, *split)
+		}
+		row := evalRow{Hash: e.Hash, MAdds: e.MAdds, R: e.Arch.R, ValTop1: e.Top1, Top1: float64(correct) / float64(n), Split: *split, Images: n}
+		if write {
+			row.Recorded = t.Archive.SetTestTop1(e.Hash, row.Top1)
+		}
+		line, _ := json.Marshal(row) // plain struct
+		fmt.Fprintln(env.stdout, string(line))
+		fmt.Fprintf(env.stderr, "evaluate: %d/%d %s at %.0fM MAdds, %d px: %s top-1 %.4f (val %.4f) in %s\n",
+			i+1, len(entries), e.Hash[:12], float64(e.MAdds)/1e6, e.Arch.R, *split, row.Top1, e.Top1, time.Since(t0).Round(time.Millisecond))
+	}
+	if write {
+		return t.Archive.Save(filepath.Join(*dir, task.ArchiveFile))
+	}
+	return nil
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}

@@ -1,0 +1,96 @@
+package specializer
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/natgw/natgw/supernet"
+	"github.com/natgw/natgw/task"
+)
+
+// ArchiveSampler draws subnets for supernet fine-tuning from the distribution of an
+// archive's best members, as NAT's adaptation does: training effort goes to the part of
+// the space the search finds promising instead of the whole space. Each gene of the
+// integer encoding is copied from a randomly chosen elite member, independently per
+// gene, or with probability Uniform drawn uniformly so that no choice starves.
+// It satisfies trainer.Sampler.
+type ArchiveSampler struct {
+	spec    *supernet.Spec
+	elite   [][]int
+	Uniform float64
+}
+
+// NewArchiveSampler takes the n best measured entries, best meaning by successive
+// accuracy/MAdds fronts (the first front, then the front of the rest, ...).
+func NewArchiveSampler(spec *supernet.Spec, entries []task.Entry, n int, uniform float64) (*ArchiveSampler, error) {
+	if n < 1 || uniform < 0 || uniform > 1 {
+		return nil, fmt.Errorf("archive sampler: n %d must be ≥ 1 and uniform %g in [0, 1]", n, uniform)
+	}
+	elite := Elite(entries, n)
+	if len(elite) == 0 {
+		return nil, errors.New("archive sampler: no measured entry")
+	}
+	s := &ArchiveSampler{spec: spec, Uniform: uniform}
+	for _, e := range elite {
+		x, err := spec.Encode(e.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("archive sampler: %w", err)
+		}
+		s.elite = append(s.elite, x)
+	}
+	return s, nil
+}
+
+// Elite returns up to n measured entries taken front by front (accuracy vs MAdds), each
+// front sorted by MAdds.
+func Elite(entries []task.Entry, n int) []task.Entry {
+	var rest []task.Entry
+	for _, e := range entries {
+		if !e.Predicted {
+			rest = append(rest, e)
+		}
+	}
+	var out []task.Entry
+	for len(out) < n && len(rest) > 0 {
+		front := task.Front(rest)
+		if len(front) == 0 {
+			break
+		}
+		in := map[string]bool{}
+		for _, e := range front {
+			if len(out) < n {
+				out = append(out, e)
+			}
+			in[e.Hash] = true
+		}
+		kept := rest[:0:0]
+		for _, e := range rest {
+			if !in[e.Hash] {
+				kept = append(kept, e)
+			}
+		}
+		rest = kept
+	}
+	return out
+}
+
+// Sample implements trainer.Sampler. Mixed genes can break a stage's depth rule, so
+// the draw goes through the search's genome repair before decoding.
+func (s *ArchiveSampler) Sample(r *rand.Rand) supernet.Arch {
+	choices := s.spec.GeneChoices()
+	g := make([]float64, len(choices))
+	for i, c := range choices {
+		if r.Float64() < s.Uniform {
+			g[i] = float64(r.IntN(c))
+		} else {
+			g[i] = float64(s.elite[r.IntN(len(s.elite))][i])
+		}
+	}
+	repairGenome(s.spec, g)
+	a, err := archOf(s.spec, g)
+	if err != nil {
+		panic(fmt.Sprintf("repaired genome does not decode: %v", err)) // repairGenome guarantees it
+	}
+	return a
+}
