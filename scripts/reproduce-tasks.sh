@@ -51,7 +51,7 @@ cifar10() {
 	local w=$WORK/cifar10 d=$WORK/cifar10/data
 	mkdir -p "$w"
 	# CIFAR-10 has no val split: hold out files 0450-0499 of each class's train folder
-	# (symlinks); test/ is not linked, so nothing before the final evaluation can read it.
+	# (copies); test/ is not copied, so nothing before the final evaluation can read it.
 	if [[ ! -d $d ]]; then
 		mkdir -p "$d.tmp"
 		cp "$S/cifar10/classes.txt" "$d.tmp/"
@@ -60,7 +60,7 @@ cifar10() {
 			mkdir -p "$d.tmp/train/$c" "$d.tmp/val/$c"
 			for f in "$S/cifar10/train/$c"/*.jpg; do
 				n=$(basename "$f" .jpg)
-				if ((10#$n >= 450)); then ln -s "$f" "$d.tmp/val/$c/"; else ln -s "$f" "$d.tmp/train/$c/"; fi
+				if ((10#$n >= 450)); then cp "$f" "$d.tmp/val/$c/"; else cp "$f" "$d.tmp/train/$c/"; fi
 			done
 		done
 		mv "$d.tmp" "$d"

@@ -106,7 +106,11 @@ func (t *Trainer) Fit(ctx context.Context, d Data) (Result, error) {
 					t.step, total, epoch, sr.Loss, emaLoss, emaAcc, sr.LearningRate, ips, eta)
 			}
 			if t.cfg.ValEvery > 0 && t.step%t.cfg.ValEvery == 0 && t.step < total && d.Val != nil {
-				ev, err := t.validate(ctx, d, "largest", t.sn.Spec.Largest())
+				name, arch := "largest", t.sn.Spec.Largest()
+				if t.cfg.Fixed != nil {
+					name, arch = "fixed", *t.cfg.Fixed
+				}
+				ev, err := t.validate(ctx, d, name, arch)
 				if err != nil {
 					return err
 				}
@@ -136,10 +140,15 @@ func (t *Trainer) Fit(ctx context.Context, d Data) (Result, error) {
 	res.FinalLoss = meanTail(losses, 20, false)
 	res.FirstLoss = meanTail(losses, 20, true)
 	if d.Val != nil {
-		for _, sub := range []struct {
+		type named struct {
 			name string
 			arch supernet.Arch
-		}{{"largest", t.sn.Spec.Largest()}, {"smallest", t.sn.Spec.Smallest()}} {
+		}
+		subs := []named{{"largest", t.sn.Spec.Largest()}, {"smallest", t.sn.Spec.Smallest()}}
+		if t.cfg.Fixed != nil {
+			subs = []named{{"fixed", *t.cfg.Fixed}}
+		}
+		for _, sub := range subs {
 			ev, err := t.validate(ctx, d, sub.name, sub.arch)
 			if err != nil {
 				return res, err

@@ -63,3 +63,57 @@ func TestStepsFitFixedBatch(t *testing.T) {
 		t.Errorf("no fit: largest loss %.3f → %.3f, accuracy %.2f → %.2f", first.LargestLoss, last.LargestLoss, first.LargestAcc, last.LargestAcc)
 	}
 }
+
+// TestFixedTrainsOneSubnet: with Config.Fixed a step runs that subnet alone, so weights
+// only larger subnets use (the second block of a stage whose fixed depth is 1) stay as
+// they were, while the fixed subnet's own weights move.
+func TestFixedTrainsOneSubnet(t *testing.T) {
+	const classes, n, r = 5, 8, 24
+	sn, err := supernet.Random(tinySpec(classes), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := sn.Spec.Smallest()
+	cfg := DefaultConfig()
+	cfg.Batch, cfg.Resolution, cfg.LR, cfg.Fixed = n, r, 0.05, &fixed
+	tr, err := New(sn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]float32{}
+	for _, p := range sn.Params() {
+		before[p.Name] = append([]float32(nil), sn.Tensor(p.Name)...)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	x := make([]float32, n*3*r*r)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	labels := []int{0, 1, 2, 3, 4, 0, 1, 2}
+	res, err := tr.Step(context.Background(), x, labels, cfg.LR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Subnets != 1 {
+		t.Fatalf("%d subnets in a fixed step", res.Subnets)
+	}
+	moved := func(name string) bool { return maxAbsDiff(before[name], sn.Tensor(name)) > 0 }
+	// Stage depths are 1 in the smallest subnet: blocks.2 is the second block of stage 0.
+	for _, name := range []string{"blocks.2.conv.depth_conv.conv.conv.weight", "classifier.linear.weight"} {
+		if _, ok := sn.Param(name); !ok {
+			t.Fatalf("no tensor %s", name)
+		}
+	}
+	if moved("blocks.2.conv.depth_conv.conv.conv.weight") {
+		t.Error("a block outside the fixed subnet was updated")
+	}
+	if !moved("classifier.linear.weight") {
+		t.Error("the fixed subnet's classifier did not move")
+	}
+	bad := fixed
+	bad.D = []int{9, 9}
+	cfg.Fixed = &bad
+	if _, err := New(sn, cfg); err == nil {
+		t.Error("a fixed subnet outside the space was accepted")
+	}
+}

@@ -57,6 +57,9 @@ type Config struct {
 
 	Seed    uint64
 	Sampler Sampler // nil = UniformSampler
+	// Fixed, if set, trains only this subnet: conventional fine-tuning of one fixed
+	// architecture (no sandwich, no distillation), the baseline NAT is compared with.
+	Fixed *supernet.Arch
 
 	ValEvery        int // validate every this many steps (and at the end); 0 = only at the end
 	CheckpointEvery int // write the resumable state every this many steps; 0 = only at the end
@@ -107,6 +110,11 @@ func New(sn *supernet.Supernet, cfg Config) (*Trainer, error) {
 	}
 	if cfg.Sampler == nil {
 		cfg.Sampler = UniformSampler{Spec: sn.Spec}
+	}
+	if cfg.Fixed != nil {
+		if err := sn.Spec.ValidateArch(*cfg.Fixed); err != nil {
+			return nil, fmt.Errorf("trainer: fixed subnet: %w", err)
+		}
 	}
 	if cfg.GraphCache <= 0 {
 		cfg.GraphCache = 8
@@ -199,8 +207,12 @@ func (t *Trainer) Step(ctx context.Context, x []float32, labels []int, lr float6
 		return StepResult{}, fmt.Errorf("trainer: batch of %d labels with %d values, want %d", n, len(x), n*3*r*r)
 	}
 	archs := []supernet.Arch{s.Largest(), s.Smallest()}
-	for range t.cfg.Subnets {
-		archs = append(archs, t.cfg.Sampler.Sample(t.rng))
+	if t.cfg.Fixed != nil {
+		archs = []supernet.Arch{*t.cfg.Fixed}
+	} else {
+		for range t.cfg.Subnets {
+			archs = append(archs, t.cfg.Sampler.Sample(t.rng))
+		}
 	}
 	hard := make([]float32, n*k)
 	eps := float32(t.cfg.LabelSmoothing)

@@ -59,6 +59,9 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	state := fs.String("state", "", "resumable training state; resumed from when it exists (default: --out + .state)")
 	stateEvery := fs.Int("state-every", 200, "write the training state every this many steps")
 	workers := fs.Int("workers", 0, "image decoding goroutines (0: one per core)")
+	fixed := fs.String("fixed", "", "train only this subnet (OFA arch JSON or @file): conventional fine-tuning of a fixed architecture")
+	dropout := fs.Float64("dropout", -1, "dropout before the classifier (-1: the spec's)")
+	cropScale := fs.Float64("crop-scale", 0.35, "smallest area fraction of the random resized crop")
 	if err := parse(fs, args, "supernet", "data", "out"); err != nil {
 		return helpOK(err)
 	}
@@ -79,12 +82,31 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	if sn, err = trainer.WithClasses(sn, len(trainSet.Classes), *seed); err != nil {
 		return err
 	}
+	if *dropout >= 0 {
+		spec := *sn.Spec
+		spec.Dropout = *dropout
+		if err := spec.Validate(); err != nil {
+			return usageError{fmt.Sprintf("train: --dropout: %v", err)}
+		}
+		sn.Spec = &spec
+	}
+	var fixedArch *supernet.Arch
+	if *fixed != "" {
+		a, err := supernet.ReadArchArg(*fixed)
+		if err != nil {
+			return fmt.Errorf("--fixed: %w", err)
+		}
+		fixedArch = &a
+	}
+	if *cropScale <= 0 || *cropScale > 1 {
+		return usageError{"train: --crop-scale in (0, 1]"}
+	}
 	eval, err := supernetPreprocess(sn, *res)
 	if err != nil {
 		return err
 	}
 	trainLoader, err := dataset.NewLoader(dataset.Config{Set: trainSet, Spec: eval, Batch: *batch, Shuffle: true, Seed: *seed,
-		Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: 0.35, ScaleMax: 1, HFlip: true}, Workers: *workers, DropLast: true, CacheDecoded: true})
+		Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: *cropScale, ScaleMax: 1, HFlip: true}, Workers: *workers, DropLast: true, CacheDecoded: true})
 	if err != nil {
 		return err
 	}
@@ -108,6 +130,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.MaxSteps, cfg.Subnets = *batch, *res, *epochs, *maxSteps, *subnets
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio, cfg.Seed = *lr, *wd, *smoothing, *kd, *seed
 	cfg.ValEvery, cfg.Checkpoint, cfg.CheckpointEvery, cfg.Progress = *valEvery, *state, *stateEvery, env.stderr
+	cfg.Fixed = fixedArch
 	tr, err := trainer.New(sn, cfg)
 	if err != nil {
 		return err
