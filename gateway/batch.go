@@ -108,22 +108,39 @@ func (b *batcher) loop() {
 		}
 		batch := []*inferReq{first}
 		total := first.n
-		deadline := time.NewTimer(cfg.MaxDelay)
+		// With no delay the batch is whatever already waits: no timer per batch.
+		var deadline <-chan time.Time
+		var timer *time.Timer
+		if cfg.MaxDelay > 0 {
+			timer = time.NewTimer(cfg.MaxDelay)
+			deadline = timer.C
+		}
 	gather:
 		for total < cfg.MaxBatch {
-			select {
-			case r := <-b.queue:
-				if total+r.n > cfg.MaxBatch {
-					carry = r
+			var r *inferReq
+			if deadline == nil {
+				select {
+				case r = <-b.queue:
+				default:
 					break gather
 				}
-				batch = append(batch, r)
-				total += r.n
-			case <-deadline.C:
+			} else {
+				select {
+				case r = <-b.queue:
+				case <-deadline:
+					break gather
+				}
+			}
+			if total+r.n > cfg.MaxBatch {
+				carry = r
 				break gather
 			}
+			batch = append(batch, r)
+			total += r.n
 		}
-		deadline.Stop()
+		if timer != nil {
+			timer.Stop()
+		}
 		b.run(batch, total)
 	}
 }
