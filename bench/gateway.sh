@@ -13,19 +13,25 @@ shared="${NATGW_SHARED:-$root/../shared}"
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 export ONNXRUNTIME_LIB="${ONNXRUNTIME_LIB:-$root/third_party/onnxruntime/lib/libonnxruntime.so.1}"
-madds="${MADDS:-150M}"
+madds="${MADDS:-150M}"   # TASK, MADDS, THREADS and SERVE_FLAGS (extra natgw serve flags) are read from the environment
 threads="${THREADS:-2}"
 
 go build -o "$work/natgw" ./cmd/natgw
 go build -o "$work/loadgen" ./bench/loadgen
 go build -o "$work/ortrun" ./bench/ortrun
-go run ./bench/mktask --supernet "$shared/fixtures/ofa-parity/ofa_mbv3_d234_e346_k357_w1.0_seed0.pth" --out "$work/models/bench" >/dev/null
+# TASK=name serves the shipped task of that name from ./models instead of the synthetic one.
+task="${TASK:-bench}"
+if [[ $task == bench ]]; then
+  go run ./bench/mktask --supernet "$shared/fixtures/ofa-parity/ofa_mbv3_d234_e346_k357_w1.0_seed0.pth" --out "$work/models/bench" >/dev/null
+else
+  mkdir -p "$work/models" && cp -a "models/$task" "$work/models/$task"
+fi
 
 port=$((20000 + RANDOM % 20000))
 url="http://127.0.0.1:$port"
 start() { # start the gateway with extra flags, wait until ready
   "$work/natgw" serve --models "$work/models" --addr "127.0.0.1:$port" --access-log=false --log-level warn \
-    --ort-threads "$threads" "$@" 2>"$work/serve.log" &
+    --ort-threads "$threads" ${SERVE_FLAGS:-} "$@" 2>"$work/serve.log" &
   for _ in $(seq 1 200); do
     curl -sf "$url/v2/health/ready" >/dev/null && return 0
     sleep 0.1
@@ -35,7 +41,7 @@ start() { # start the gateway with extra flags, wait until ready
 stop() { kill "$(jobs -p)" 2>/dev/null || true; wait 2>/dev/null || true; }
 
 start
-model="$(curl -sf "$url/v1/models?task=bench&madds=$madds")"
+model="$(curl -sf "$url/v1/models?task=$task&madds=$madds")"
 id="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$model")"
 r="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["resolution"])' "$model")"
 curl -sf -o "$work/model.onnx" "$url/v1/models/$id/model.onnx"
@@ -57,7 +63,7 @@ PY
 echo "{\"model\": $model}" | head -c 400; echo
 for c in 1 4 16; do
   echo "warm /v1/models, $c clients:"
-  "$work/loadgen" -url "$url/v1/models?task=bench&madds=$madds" -n 20000 -c "$c" -warmup 200
+  "$work/loadgen" -url "$url/v1/models?task=$task&madds=$madds" -n 20000 -c "$c" -warmup 200
 done
 echo "/v2 infer batch 1, one client:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 300 -c 1 -warmup 20
@@ -74,7 +80,7 @@ echo "/v2 infer, 16 clients, dynamic batching (max batch 16), binary:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "$hdrlen" -n 1500 -c 16 -warmup 50
 stop
 start --max-batch 1
-curl -sf "$url/v1/models?task=bench&madds=$madds" >/dev/null
+curl -sf "$url/v1/models?task=$task&madds=$madds" >/dev/null
 echo "/v2 infer, 16 clients, no batching (max batch 1), JSON:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 50
 echo "/v2 infer, 16 clients, no batching (max batch 1), binary:"

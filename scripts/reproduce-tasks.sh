@@ -38,11 +38,11 @@ flowers() {
 		--out "$w/imported.safetensors"
 	stage "flowers: warm-up" "$w/warm.safetensors" \
 		$N train --supernet "$w/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
-		--subnets 1 --lr 0.004 --weight-decay 4e-5 --calib 500 --out "$w/warm.safetensors"
+		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$w/warm.safetensors"
 	stage "flowers: adapt" "$OUT/flowers/archive.json" \
 		$N adapt --supernet "$w/warm.safetensors" --data "$S/flowers102" --out "$OUT/flowers" --work "$w/adapt" \
 		--description "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet" \
-		--resolution 128 --iterations 2 --epochs 5 --lr 0.004 --evals 20 --final-evals 40 --calib 500
+		--resolution 128 --iterations 2 --epochs 5 --lr 0.001 --evals 20 --final-evals 40 --calib 500
 	stage "flowers: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/flowers' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
@@ -71,11 +71,11 @@ cifar10() {
 		--out "$w/imported.safetensors"
 	stage "cifar10: warm-up" "$w/warm.safetensors" \
 		$N train --supernet "$w/imported.safetensors" --data "$d" --resolution 96 --batch 32 --epochs 4 \
-		--subnets 1 --lr 0.004 --weight-decay 4e-5 --calib 500 --out "$w/warm.safetensors"
+		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$w/warm.safetensors"
 	stage "cifar10: adapt" "$OUT/cifar10/archive.json" \
-		$N adapt --supernet "$w/warm.safetensors" --data "$d" --out "$OUT/cifar10" --work "$w/adapt" \
+		$N adapt --supernet "$w/warm.safetensors" --data "$d" --out "$OUT/cifar10" --work "$w/adapt" --dataset cifar10 \
 		--description "CIFAR-10 (32 px, 4,500-image train subset), NAT-adapted MobileNetV2 supernet" \
-		--resolution 96 --iterations 1 --epochs 2 --lr 0.002 --evals 16 --final-evals 32 --calib 500
+		--resolution 96 --iterations 1 --epochs 2 --lr 0.001 --evals 16 --final-evals 32 --calib 500
 	stage "cifar10: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/cifar10' --data '$S/cifar10' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }

@@ -3,6 +3,7 @@ package trainer
 import (
 	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/natgw/natgw/supernet"
@@ -115,5 +116,48 @@ func TestFixedTrainsOneSubnet(t *testing.T) {
 	cfg.Fixed = &bad
 	if _, err := New(sn, cfg); err == nil {
 		t.Error("a fixed subnet outside the space was accepted")
+	}
+}
+
+// TestTrainableLimitsUpdate: with Trainable accepting only the classifier, a step moves
+// the classifier and nothing else (a linear probe).
+func TestTrainableLimitsUpdate(t *testing.T) {
+	const classes, n, r = 5, 8, 24
+	sn, err := supernet.Random(tinySpec(classes), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := sn.Spec.Largest()
+	cfg := DefaultConfig()
+	cfg.Batch, cfg.Resolution, cfg.LR, cfg.Fixed = n, r, 0.05, &fixed
+	cfg.Trainable = func(name string) bool { return strings.HasPrefix(name, "classifier.") }
+	tr, err := New(sn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]float32{}
+	for _, p := range sn.Params() {
+		before[p.Name] = append([]float32(nil), sn.Tensor(p.Name)...)
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	x := make([]float32, n*3*r*r)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	for range 2 {
+		if _, err := tr.Step(context.Background(), x, []int{0, 1, 2, 3, 4, 0, 1, 2}, cfg.LR); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range sn.Params() {
+		moved := maxAbsDiff(before[p.Name], sn.Tensor(p.Name)) > 0
+		isHead := strings.HasPrefix(p.Name, "classifier.")
+		// BatchNorm running statistics follow the batches in train mode; they are buffers, not learned.
+		if strings.Contains(p.Name, "running_") {
+			continue
+		}
+		if moved != isHead {
+			t.Errorf("%s: moved %v", p.Name, moved)
+		}
 	}
 }

@@ -60,6 +60,9 @@ type Config struct {
 	// Fixed, if set, trains only this subnet: conventional fine-tuning of one fixed
 	// architecture (no sandwich, no distillation), the baseline NAT is compared with.
 	Fixed *supernet.Arch
+	// Trainable, if set, limits the update to the tensors it accepts (e.g. only the
+	// classifier: a linear probe on frozen features); nil trains every tensor.
+	Trainable func(name string) bool
 
 	ValEvery        int // validate every this many steps (and at the end); 0 = only at the end
 	CheckpointEvery int // write the resumable state every this many steps; 0 = only at the end
@@ -258,6 +261,14 @@ func (t *Trainer) Step(ctx context.Context, x []float32, labels []int, lr float6
 			res.LargestAcc = accuracy(logits, labels, k)
 			if t.cfg.KDRatio > 0 && len(archs) > 1 {
 				teacher = softmax(logits, k)
+			}
+		}
+	}
+	if t.cfg.Trainable != nil {
+		for _, p := range t.m.params {
+			if p.present && !t.cfg.Trainable(p.name) {
+				clear(p.grad)
+				p.present = false // no update this step
 			}
 		}
 	}

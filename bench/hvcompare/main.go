@@ -35,8 +35,9 @@ func run() error {
 	n := flag.Int("evals", 10, "N: NAT's true evaluations; random search gets N and 10N")
 	seed := flag.Uint64("seed", 1, "seed of NAT and of the random sample")
 	calib := flag.Int("calib", 200, "calibration images from train")
-	mean := flag.Float64("mean", 0.5, "normalisation mean (all channels)")
-	std := flag.Float64("std", 0.5, "normalisation std (all channels)")
+	mean := flag.Float64("mean", 0.5, "normalisation mean (all channels) when the checkpoint records none")
+	std := flag.Float64("std", 0.5, "normalisation std (all channels) when the checkpoint records none")
+	ignoreMeta := flag.Bool("ignore-meta", false, "use --mean/--std even when the checkpoint records its preprocessing")
 	flag.Parse()
 	ctx := context.Background()
 	sn, err := supernet.Load(*ckpt, supernet.LoadOptions{})
@@ -46,6 +47,12 @@ func run() error {
 	pp := preprocess.DefaultSpec(0)
 	pp.Mean = [3]float32{float32(*mean), float32(*mean), float32(*mean)}
 	pp.Std = [3]float32{float32(*std), float32(*std), float32(*std)}
+	if raw, ok := sn.Meta["preprocess"]; ok && !*ignoreMeta {
+		// The checkpoint's own normalisation (an imported or adapted network records it).
+		if err := json.Unmarshal([]byte(raw), &pp); err != nil {
+			return fmt.Errorf("supernet metadata \"preprocess\": %w", err)
+		}
+	}
 	ev, err := specializer.NewSubnetEvaluator(ctx, specializer.EvalConfig{
 		Supernet: sn, Data: *data, Template: pp, CalibImages: *calib, CalibSeed: *seed,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

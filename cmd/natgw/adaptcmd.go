@@ -30,12 +30,12 @@ const sourceCarried = "carried"
 
 // adaptOptions are natgw adapt's settings, kept together so each phase reads them alike.
 type adaptOptions struct {
-	ckpt, data, out, work, name, description string
+	ckpt, data, out, work, name, description, dataset string
 
 	iterations, epochs, batch, res, subnets int
 	lr, wd, smoothing, kd                   float64
 	elite                                   int
-	uniform                                 float64
+	uniform, cropScale                      float64
 
 	evals, finalEvals, initial, perIter, carry, calib int
 	seed                                              uint64
@@ -56,15 +56,17 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	fs.StringVar(&o.work, "work", "", "folder for resumable state: weights, archives and trainer state of every iteration (default: --out + \".work\")")
 	fs.StringVar(&o.name, "name", "", "task name (default: the --out folder's name)")
 	fs.StringVar(&o.description, "description", "", "task description for task.json")
+	fs.StringVar(&o.dataset, "dataset", "", "data set name for task.json (default: the --data folder's name)")
 	fs.IntVar(&o.iterations, "iterations", 2, "search + fine-tune rounds before the final search")
 	fs.IntVar(&o.epochs, "epochs", 3, "fine-tuning epochs per iteration")
 	fs.IntVar(&o.batch, "batch", 32, "images per training step")
 	fs.IntVar(&o.res, "resolution", 128, "training resolution (subnets are measured at their own)")
 	fs.IntVar(&o.subnets, "subnets", 1, "archive-drawn subnets per step besides the largest and the smallest")
-	fs.Float64Var(&o.lr, "lr", 0.002, "peak learning rate of each fine-tuning round")
+	fs.Float64Var(&o.lr, "lr", 0.001, "peak learning rate of each fine-tuning round")
 	fs.Float64Var(&o.wd, "weight-decay", 4e-5, "weight decay (not on BatchNorm and bias tensors)")
 	fs.Float64Var(&o.smoothing, "label-smoothing", 0.1, "label smoothing")
 	fs.Float64Var(&o.kd, "kd-ratio", 1, "weight of the distillation loss from the largest subnet")
+	fs.Float64Var(&o.cropScale, "crop-scale", 0.5, "smallest area fraction of the random resized crop")
 	fs.IntVar(&o.elite, "elite", 16, "archive members (front by front) whose genes the fine-tuning subnets are drawn from")
 	fs.Float64Var(&o.uniform, "uniform", 0.1, "probability that a gene is drawn uniformly instead of from the elite")
 	fs.IntVar(&o.evals, "evals", 24, "measured subnets per iteration's search (carried ones count)")
@@ -84,6 +86,9 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	if o.name == "" {
 		o.name = filepath.Base(filepath.Clean(o.out))
 	}
+	if o.dataset == "" {
+		o.dataset = filepath.Base(filepath.Clean(o.data))
+	}
 	if o.work == "" {
 		o.work = filepath.Clean(o.out) + ".work"
 	}
@@ -94,8 +99,8 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 		return usageError{"adapt: --iterations ≥ 0; --epochs, --batch, --elite ≥ 1; --resolution ≥ 8; --subnets ≥ 0"}
 	case o.evals < 4 || o.finalEvals < 4 || o.initial < 0 || o.perIter < 1 || o.carry < 0 || o.calib < 1:
 		return usageError{"adapt: --evals and --final-evals ≥ 4, --per-iter and --calib ≥ 1, --initial and --carry ≥ 0"}
-	case o.uniform < 0 || o.uniform > 1 || o.lr <= 0:
-		return usageError{"adapt: --uniform in [0, 1], --lr > 0"}
+	case o.uniform < 0 || o.uniform > 1 || o.lr <= 0 || o.cropScale <= 0 || o.cropScale > 1:
+		return usageError{"adapt: --uniform in [0, 1], --lr > 0, --crop-scale in (0, 1]"}
 	}
 	if err := os.MkdirAll(o.work, 0o755); err != nil {
 		return err
@@ -284,7 +289,7 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archi
 		return err
 	}
 	loader, err := dataset.NewLoader(dataset.Config{Set: a.trainSet, Spec: a.tmpl, Batch: a.o.batch, Shuffle: true,
-		Seed: a.o.seed + uint64(k), Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: 0.35, ScaleMax: 1, HFlip: true},
+		Seed: a.o.seed + uint64(k), Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: a.o.cropScale, ScaleMax: 1, HFlip: true},
 		Workers: a.o.workers, DropLast: true, CacheDecoded: true})
 	if err != nil {
 		return err
@@ -350,7 +355,7 @@ func weightsVersion(sn *supernet.Supernet) string {
 func (a *adapter) writeTask(sn *supernet.Supernet, archive *task.Archive) error {
 	sn.Meta["task"] = a.o.name
 	t := &task.Task{
-		Manifest: task.Manifest{Name: a.o.name, Description: a.o.description, Dataset: filepath.Base(filepath.Clean(a.o.data)), Preprocess: a.tmpl},
+		Manifest: task.Manifest{Name: a.o.name, Description: a.o.description, Dataset: a.o.dataset, Preprocess: a.tmpl},
 		Supernet: sn, Labels: a.trainSet.Labels, Archive: archive,
 	}
 	// Calibration images first: archive.json, written last by task.Save, marks a whole task.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/natgw/natgw/dataset"
 	"github.com/natgw/natgw/preprocess"
@@ -61,7 +62,8 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	workers := fs.Int("workers", 0, "image decoding goroutines (0: one per core)")
 	fixed := fs.String("fixed", "", "train only this subnet (OFA arch JSON or @file): conventional fine-tuning of a fixed architecture")
 	dropout := fs.Float64("dropout", -1, "dropout before the classifier (-1: the spec's)")
-	cropScale := fs.Float64("crop-scale", 0.35, "smallest area fraction of the random resized crop")
+	only := fs.String("train-only", "", "comma-separated tensor-name prefixes that are updated (e.g. classifier. for a linear probe); empty: all")
+	cropScale := fs.Float64("crop-scale", 0.5, "smallest area fraction of the random resized crop")
 	if err := parse(fs, args, "supernet", "data", "out"); err != nil {
 		return helpOK(err)
 	}
@@ -131,6 +133,17 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio, cfg.Seed = *lr, *wd, *smoothing, *kd, *seed
 	cfg.ValEvery, cfg.Checkpoint, cfg.CheckpointEvery, cfg.Progress = *valEvery, *state, *stateEvery, env.stderr
 	cfg.Fixed = fixedArch
+	if *only != "" {
+		prefixes := strings.Split(*only, ",")
+		cfg.Trainable = func(name string) bool {
+			for _, p := range prefixes {
+				if strings.HasPrefix(name, p) {
+					return true
+				}
+			}
+			return false
+		}
+	}
 	tr, err := trainer.New(sn, cfg)
 	if err != nil {
 		return err
