@@ -43,7 +43,8 @@ func NewArchiveSampler(spec *supernet.Spec, entries []task.Entry, n int, uniform
 }
 
 // Elite returns up to n measured entries taken front by front (accuracy vs MAdds), each
-// front sorted by MAdds.
+// front sorted by MAdds. A front larger than the room left gives members spread evenly
+// along it, both ends included, so that no cost range is dropped.
 func Elite(entries []task.Entry, n int) []task.Entry {
 	var rest []task.Entry
 	for _, e := range entries {
@@ -59,11 +60,9 @@ func Elite(entries []task.Entry, n int) []task.Entry {
 		}
 		in := map[string]bool{}
 		for _, e := range front {
-			if len(out) < n {
-				out = append(out, e)
-			}
 			in[e.Hash] = true
 		}
+		out = append(out, spread(front, n-len(out))...)
 		kept := rest[:0:0]
 		for _, e := range rest {
 			if !in[e.Hash] {
@@ -93,4 +92,19 @@ func (s *ArchiveSampler) Sample(r *rand.Rand) supernet.Arch {
 		panic(fmt.Sprintf("repaired genome does not decode: %v", err)) // repairGenome guarantees it
 	}
 	return a
+}
+
+// spread picks k members of a MAdds-sorted front at evenly spaced ranks, ends included.
+func spread(front []task.Entry, k int) []task.Entry {
+	if k >= len(front) {
+		return front
+	}
+	if k == 1 {
+		return front[len(front)-1:]
+	}
+	out := make([]task.Entry, 0, k)
+	for i := range k {
+		out = append(out, front[i*(len(front)-1)/(k-1)])
+	}
+	return out
 }

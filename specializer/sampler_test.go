@@ -74,3 +74,21 @@ func TestArchiveSampler(t *testing.T) {
 		t.Fatal("empty archive accepted")
 	}
 }
+
+// TestEliteSpreadsAlongTheFront: a front larger than the room keeps both ends and members
+// between, not just its cheapest part.
+func TestEliteSpreadsAlongTheFront(t *testing.T) {
+	spec := supernet.OFAMobileNetV3(1.0, 10)
+	var es []task.Entry
+	for i, r := range spec.Resolutions {
+		a := spec.Uniform(3, 3, 2, r)
+		es = append(es, task.Entry{Arch: a, Hash: a.Hash(), MAdds: int64(100 + i), Top1: 0.1 + 0.01*float64(i), Split: task.SplitVal})
+	}
+	got := Elite(es, 3)
+	if len(got) != 3 || got[0].MAdds != es[0].MAdds || got[2].MAdds != es[len(es)-1].MAdds || got[1].MAdds <= got[0].MAdds || got[1].MAdds >= got[2].MAdds {
+		t.Fatalf("elite of 3 from a front of %d: %v", len(es), got)
+	}
+	if got := Elite(es, 1); len(got) != 1 || got[0].MAdds != es[len(es)-1].MAdds {
+		t.Fatalf("elite of 1: %v", got)
+	}
+}

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/natgw/natgw/dataset"
@@ -40,6 +42,7 @@ type adaptOptions struct {
 	evals, finalEvals, initial, perIter, carry, calib int
 	seed                                              uint64
 	half, latency                                     bool
+	budgets                                           string
 	ortThreads, workers                               int
 }
 
@@ -76,6 +79,7 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	fs.IntVar(&o.carry, "carry", 8, "best members of the previous archive re-measured first on the new weights")
 	fs.IntVar(&o.calib, "calib", 500, "BatchNorm calibration images from train (stored in the task for serving)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of sampling, data order, augmentation and search")
+	fs.StringVar(&o.budgets, "budgets", "25M,50M,100M,150M,200M,300M,400M", "MAdds budgets pre-resolved on the final weights: the resolver's surrogate winners under each are measured, so that served answers are measurements (empty: none)")
 	fs.BoolVar(&o.half, "half", true, "store float16 weights; the final search measures the rounded weights")
 	fs.BoolVar(&o.latency, "latency", true, "measure onnxruntime batch-1 latency of the final archive (latency_ms budgets)")
 	fs.IntVar(&o.ortThreads, "ort-threads", 2, "onnxruntime intra-op threads for --latency")
@@ -263,6 +267,11 @@ func (a *adapter) search(ctx context.Context, k int, sn *supernet.Supernet, fina
 	if err != nil {
 		return nil, err
 	}
+	if final && a.o.budgets != "" {
+		if err := a.preResolve(ctx, sn, archive, ev, measureLatency, path); err != nil {
+			return nil, err
+		}
+	}
 	if err := archive.Save(path); err != nil {
 		return nil, err
 	}
@@ -273,6 +282,50 @@ func (a *adapter) search(ctx context.Context, k int, sn *supernet.Supernet, fina
 	a.progress("iteration %d/%d: search done: %d measured, front of %d, best top-1 %.4f at %.0fM MAdds",
 		k, a.o.iterations, archive.Len(), len(front), best.Top1, float64(best.MAdds)/1e6)
 	return archive, nil
+}
+
+// preResolve asks the gateway's resolver for each standard budget on the final archive and
+// measures its surrogate winners (at most three rounds per budget), so that the answers
+// a served task gives at those budgets are measured subnets, not predictions.
+func (a *adapter) preResolve(ctx context.Context, sn *supernet.Supernet, archive *task.Archive, ev specializer.Evaluator,
+	measureLatency func(context.Context, supernet.Arch) (float64, error), path string) error {
+	r, err := specializer.NewResolver(specializer.ResolverConfig{
+		Spec: sn.Spec, Archive: archive, ArchivePath: path, Evaluator: ev, MeasureLatency: measureLatency,
+		SearchTime: 2 * time.Second, Seed: a.o.seed,
+		Logger: slog.New(slog.NewTextHandler(a.env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for _, s := range strings.Split(a.o.budgets, ",") {
+		v, err := specializer.ParseCount(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("--budgets %q: %w", s, err)
+		}
+		b := specializer.Budget{MAdds: v}
+		for round := range 3 {
+			e, err := r.Resolve(ctx, b)
+			var rangeErr *specializer.RangeError
+			if errors.As(err, &rangeErr) {
+				fmt.Fprintf(a.env.stderr, "adapt: budget %s: %v\n", s, err)
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if !e.Predicted {
+				fmt.Fprintf(a.env.stderr, "adapt: budget %s: measured %s, top-1 %.4f at %.0fM MAdds\n", s, e.Hash[:12], e.Top1, float64(e.MAdds)/1e6)
+				break
+			}
+			fmt.Fprintf(a.env.stderr, "adapt: budget %s: round %d: measuring the surrogate's pick %s (predicted %.4f at %.0fM MAdds)\n",
+				s, round+1, e.Hash[:12], e.Top1, float64(e.MAdds)/1e6)
+			if err := r.Wait(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return r.Wait(ctx)
 }
 
 // train fine-tunes iteration k's weights on subnets drawn from its archive's elite and

@@ -45,12 +45,12 @@ func TestAdaptAndEvaluate(t *testing.T) {
 	out := filepath.Join(dir, "models", "toy")
 	args := []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--iterations", "1", "--epochs", "1",
 		"--batch", "4", "--resolution", "32", "--evals", "5", "--final-evals", "6", "--initial", "4", "--per-iter", "2",
-		"--carry", "2", "--calib", "6", "--workers", "1", "--latency=false"}
+		"--carry", "2", "--calib", "6", "--workers", "1", "--latency=false", "--budgets", "1G"}
 	_, stderr, err := runCLI(t, args...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	for _, want := range []string{"iteration 0/1: search", "iteration 0/1: fine-tuning", "iteration 1/1: search", "adapt: carried", "wrote task \"toy\""} {
+	for _, want := range []string{"iteration 0/1: search", "iteration 0/1: fine-tuning", "iteration 1/1: search", "adapt: carried", "adapt: budget 1G:", "wrote task \"toy\""} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("progress lacks %q:\n%s", want, stderr)
 		}
