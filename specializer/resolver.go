@@ -189,7 +189,8 @@ func (r *Resolver) Resolve(ctx context.Context, b Budget) (task.Entry, error) {
 	r.mu.Lock()
 	ans := best
 	for _, p := range r.pool {
-		if b.Fits(p) && better(p, ans) {
+		// A prediction replaces a measurement only by claiming more, never on a tie.
+		if b.Fits(p) && (p.Top1 > ans.Top1 || (ans.Predicted && better(p, ans))) {
 			ans = p
 		}
 	}
@@ -240,6 +241,20 @@ func (r *Resolver) search(ctx context.Context, b Budget, model surrogate.Model, 
 	spec := r.cfg.Spec
 	measured := map[string]bool{}
 	var initial [][]float64
+	// A surrogate extrapolates freely (an RBF fit can predict 160 % top-1 far from its
+	// data); no prediction may claim more than the best accuracy actually measured.
+	ceiling := 0.0
+	for _, e := range entries {
+		if !e.Predicted {
+			ceiling = max(ceiling, e.Top1)
+		}
+	}
+	clamp := func(v float64) float64 {
+		if math.IsNaN(v) {
+			return 0
+		}
+		return min(max(v, 0), ceiling)
+	}
 	for _, e := range entries {
 		if e.Predicted {
 			continue
@@ -260,6 +275,9 @@ func (r *Resolver) search(ctx context.Context, b Budget, model surrogate.Model, 
 			objs, _, err := surrogateObjectives(spec, []Objective{ObjMAdds}, nil, model, genomes)
 			if err != nil {
 				return nil, nil, err
+			}
+			for _, o := range objs {
+				o[0] = -clamp(-o[0])
 			}
 			cv := make([]float64, len(genomes))
 			for i, g := range genomes {
@@ -293,7 +311,7 @@ func (r *Resolver) search(ctx context.Context, b Budget, model surrogate.Model, 
 		if err != nil {
 			continue
 		}
-		e := task.Entry{Arch: a, Hash: a.Hash(), MAdds: cnt.MAdds, Params: cnt.Params, Top1: -ind.Objs[0],
+		e := task.Entry{Arch: a, Hash: a.Hash(), MAdds: cnt.MAdds, Params: cnt.Params, Top1: clamp(-ind.Objs[0]),
 			Split: task.SplitVal, Predicted: true, Source: SourceResolve}
 		if b.LatencyMS > 0 {
 			e.LatencyMS = r.cfg.Latency.PredictMS(a)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natgw/natgw/specializer/surrogate"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
 )
@@ -213,4 +214,44 @@ func BenchmarkResolveCold(b *testing.B) {
 		b.ReportMetric(searched[len(searched)/2], "p50-searched-ms")
 	}
 	b.ReportMetric(float64(r.Searches())/float64(len(times)), "searches/op")
+}
+
+// wild is a surrogate that predicts far beyond any measurement.
+type wild struct{}
+
+func (wild) Fit([][]float64, []float64) error { return nil }
+func (wild) Name() string                     { return "wild" }
+func (wild) Predict(X [][]float64) []float64 {
+	y := make([]float64, len(X))
+	for i, x := range X {
+		y[i] = 3 + x[0] // grows with the first feature: the search still has a gradient
+	}
+	return y
+}
+
+// TestResolverCapsPredictions: a surrogate predicting 300 % top-1 must not reach a client;
+// a predicted answer claims at most the best accuracy measured.
+func TestResolverCapsPredictions(t *testing.T) {
+	spec := supernet.OFAMobileNetV3(1.0, 10)
+	arch := sparseArchive(t, spec, 20)
+	ceiling := 0.0
+	for _, e := range arch.Snapshot() {
+		ceiling = max(ceiling, e.Top1)
+	}
+	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, Seed: 1, SearchTime: 100 * time.Millisecond,
+		Surrogate: func() surrogate.Model { return wild{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	lo, hi := Range(arch.Snapshot())
+	for _, m := range []int64{lo.MAdds + (hi.MAdds-lo.MAdds)/3, hi.MAdds} {
+		e, err := r.Resolve(context.Background(), Budget{MAdds: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Top1 > ceiling || e.Top1 < 0 {
+			t.Fatalf("budget %d: answer claims %.3f, best measured %.3f", m, e.Top1, ceiling)
+		}
+	}
 }
