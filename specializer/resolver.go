@@ -33,10 +33,11 @@ type ResolverConfig struct {
 	// latency bound are answered from measured entries only.
 	Latency LatencyPredictor
 
-	Surrogate  surrogate.Factory // accuracy model fitted on the archive; default an RBF ensemble of 20
-	SearchTime time.Duration     // time limit of one surrogate search; default 200 ms
-	Gap        float64           // search when every bound exceeds the answer's cost by more than this share; default 0.10
-	PopSize    int               // NSGA-II population; default 40
+	Surrogate  surrogate.Factory   // accuracy model fitted on the archive; nil: adaptive switching over Surrogates
+	Surrogates []surrogate.Factory // candidates of adaptive switching (Kendall tau); default DefaultSurrogates(Seed)
+	SearchTime time.Duration       // time limit of one surrogate search; default 200 ms
+	Gap        float64             // search when every bound exceeds the answer's cost by more than this share; default 0.10
+	PopSize    int                 // NSGA-II population; default 40
 	Seed       uint64
 	Queue      int          // background measurements waiting at most; default 16 (more are dropped)
 	Logger     *slog.Logger // nil: slog.Default()
@@ -78,9 +79,8 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	if cfg.Spec == nil || cfg.Archive == nil {
 		return nil, errors.New("resolver: spec and archive are required")
 	}
-	if cfg.Surrogate == nil {
-		seed := cfg.Seed
-		cfg.Surrogate = func() surrogate.Model { return surrogate.NewRBFEnsemble(20, seed) }
+	if cfg.Surrogate == nil && len(cfg.Surrogates) == 0 {
+		cfg.Surrogates = DefaultSurrogates(cfg.Seed)
 	}
 	if cfg.SearchTime == 0 {
 		cfg.SearchTime = 200 * time.Millisecond
@@ -168,9 +168,19 @@ func (r *Resolver) refit() error {
 	if len(X) < 4 {
 		return fmt.Errorf("%d measured entries, need at least 4", len(X))
 	}
-	m := r.cfg.Surrogate()
-	if err := m.Fit(X, y); err != nil {
-		return fmt.Errorf("resolver: fit %s: %w", m.Name(), err)
+	var m surrogate.Model
+	if r.cfg.Surrogate != nil {
+		m = r.cfg.Surrogate()
+		if err := m.Fit(X, y); err != nil {
+			return fmt.Errorf("resolver: fit %s: %w", m.Name(), err)
+		}
+	} else {
+		// Adaptive switching as the search does: a model that ranks held-out subnets well
+		// also extrapolates less wildly than a fixed choice.
+		var err error
+		if m, _, err = surrogate.Select(context.Background(), r.cfg.Surrogates, X, y, max(2, min(5, len(X)/2)), r.cfg.Seed); err != nil {
+			return fmt.Errorf("resolver: surrogate: %w", err)
+		}
 	}
 	r.mu.Lock()
 	r.model, r.modelRows = m, len(X)
