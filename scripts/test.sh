@@ -10,3 +10,14 @@ go vet ./...
 go test -count=1 -timeout 30m ./... "$@"
 "$root/scripts/test-web.sh"
 "$root/scripts/validate-deploy.sh"
+# The shipped tasks' claimed test accuracies against an outside onnxruntime run (needs the
+# data sets in ../shared).
+shared="${NATGW_SHARED:-$root/../shared}"
+if [[ -d $shared/data/flowers102 && -d $shared/data/cifar10 ]]; then
+  "$root/scripts/check-claims.sh" flowers:100M cifar10:100M
+elif [[ ${NATGW_REQUIRE_SHARED:-} == 1 ]]; then
+  echo "test.sh: $shared/data is missing: cannot check the shipped tasks' claims" >&2
+  exit 1
+else
+  echo "test.sh: skipping the claim check: $shared/data is missing" >&2
+fi
