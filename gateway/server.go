@@ -72,6 +72,7 @@ type Server struct {
 	metrics  *metrics
 	engine   *gin.Engine
 	ready    atomic.Bool
+	bufs     buffers // request bodies and input tensors, reused across requests
 
 	batchMu  sync.Mutex
 	batchers map[string]*batcher

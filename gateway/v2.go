@@ -97,6 +97,11 @@ type oipOutput struct {
 // With Triton's binary tensor extension, headerLen ≥ 0 is the length of the JSON part
 // (Inference-Header-Content-Length) and the tensor follows as raw little-endian float32.
 func decodeOIP(body []byte, headerLen, r, maxBatch int) (x []float32, n int, classify int, id string, err error) {
+	return decodeOIPInto(body, headerLen, r, maxBatch, nil)
+}
+
+// decodeOIPInto is decodeOIP appending the tensor to dst[:0] when it has the room.
+func decodeOIPInto(body []byte, headerLen, r, maxBatch int, dst []float32) (x []float32, n int, classify int, id string, err error) {
 	var bin []byte
 	if headerLen >= 0 {
 		if headerLen > len(body) {
@@ -125,7 +130,9 @@ func decodeOIP(body []byte, headerLen, r, maxBatch int) (x []float32, n int, cla
 	}
 	n = int(in.Shape[0])
 	want := n * 3 * r * r
-	x = make([]float32, 0, want)
+	if x = dst[:0]; cap(x) < want {
+		x = make([]float32, 0, want)
+	}
 	if bin != nil {
 		size, ok := in.Parameters["binary_data_size"].(float64)
 		if !ok || size != float64(len(bin)) || len(in.Data) != 0 {
@@ -300,7 +307,7 @@ func (s *Server) oipInfer(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c, s.cfg.MaxBodyBytes)
+	body, err := s.readBody(c, s.cfg.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
@@ -310,14 +317,18 @@ func (s *Server) oipInfer(c *gin.Context) error {
 			return badRequest("%s: %q is not a length", binaryHeader, truncate(v, 32))
 		}
 	}
-	x, n, classify, reqID, err := decodeOIP(body, headerLen, info.Resolution, s.cfg.Batch.MaxBatch)
+	x, n, classify, reqID, err := decodeOIPInto(body, headerLen, info.Resolution, s.cfg.Batch.MaxBatch,
+		s.bufs.getFloats(3*info.Resolution*info.Resolution))
+	s.bufs.putBytes(body) // decoding copied everything out of it
 	if err != nil {
 		return err
 	}
 	logits, err := s.infer(c.Request.Context(), info, x, n)
 	if err != nil {
+		// A batch may still hold x when the caller gave up: let the collector have it.
 		return err
 	}
+	s.bufs.putFloats(x)
 	classes := len(logits) / n
 	out := oipOutput{Name: "logits", Shape: []int64{int64(n), int64(classes)}, Datatype: "FP32", Data: logits}
 	if classify > 0 {
@@ -343,17 +354,17 @@ func (s *Server) oipInfer(c *gin.Context) error {
 }
 
 // readBody reads the request body whole, at most limit bytes (413 beyond). A declared
-// Content-Length sizes the buffer up front (net/http never yields more than it declares):
-// an inference body is a few hundred KB, and growing a buffer from 512 bytes costs a
-// dozen copies.
-func readBody(c *gin.Context, limit int64) ([]byte, error) {
+// Content-Length sizes a pooled buffer up front (net/http never yields more than it
+// declares); give it back with s.bufs.putBytes once nothing refers into it.
+func (s *Server) readBody(c *gin.Context, limit int64) ([]byte, error) {
 	r := http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	n := c.Request.ContentLength
 	if n <= 0 || n > limit {
 		return io.ReadAll(r)
 	}
-	buf := make([]byte, n)
+	buf := s.bufs.getBytes(int(n))
 	if _, err := io.ReadFull(r, buf); err != nil {
+		s.bufs.putBytes(buf)
 		return nil, err
 	}
 	return buf, nil

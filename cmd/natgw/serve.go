@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"strconv"
@@ -105,6 +106,7 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	searchTime := e.Duration("search-time", "NATGW_SEARCH_TIME", 200*time.Millisecond, "surrogate search time limit for budgets far above the archive's best fit (0: archive answers only)")
 	logLevel := e.String("log-level", "NATGW_LOG_LEVEL", "info", "debug, info, warn or error")
 	accessLog := e.Bool("access-log", "NATGW_ACCESS_LOG", true, "log one line per request")
+	pprofAddr := e.String("pprof-addr", "NATGW_PPROF_ADDR", "", "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (empty: off)")
 	if err := parse(fs, args); err != nil {
 		return helpOK(err)
 	}
@@ -174,6 +176,22 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if *pprofAddr != "" {
+		// A separate listener: profiles never share the public port.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		psrv := &http.Server{Addr: *pprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := psrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("pprof listener", "err", err)
+			}
+		}()
+		defer psrv.Close()
 	}
 	gw.SetReady(true)
 	log.Info("serving", "addr", ln.Addr().String(), "tasks", len(tasks), "ready", gw.Ready())
