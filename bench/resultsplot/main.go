@@ -95,6 +95,7 @@ func run() error {
 	p.Legend.Add("same subnets, val (used for selection)", vline, vmarks)
 	shapes := []draw.GlyphDrawer{draw.TriangleGlyph{}, draw.SquareGlyph{}, draw.CrossGlyph{}, draw.PyramidGlyph{}, draw.PlusGlyph{}}
 	colors := []color.Color{color.RGBA{R: 200, G: 40, B: 40, A: 255}, color.RGBA{R: 30, G: 150, B: 60, A: 255}, color.RGBA{R: 150, G: 60, B: 170, A: 255}}
+	var basePts []plotter.XY
 	for i, b := range base {
 		label, pt, ok := strings.Cut(b, "=")
 		ms, acc, ok2 := strings.Cut(pt, ":")
@@ -103,6 +104,7 @@ func run() error {
 		if !ok || !ok2 || err1 != nil || err2 != nil {
 			return fmt.Errorf("--baseline %q: want LABEL=MADDS_M:TOP1_PERCENT", b)
 		}
+		basePts = append(basePts, plotter.XY{X: x, Y: y})
 		s, err := plotter.NewScatter(plotter.XYs{{X: x, Y: y}})
 		if err != nil {
 			return err
@@ -112,6 +114,15 @@ func run() error {
 		p.Add(s)
 		p.Legend.Add(label, s)
 	}
-	p.Legend.Top, p.Legend.Left = false, false
+	// Room around every point, the legend in the empty top-left corner.
+	maxX, minY, maxY := 0.0, 100.0, 0.0
+	for _, d := range [][]plotter.XY{test, val, basePts} {
+		for _, q := range d {
+			maxX, minY, maxY = max(maxX, q.X), min(minY, q.Y), max(maxY, q.Y)
+		}
+	}
+	p.X.Min, p.X.Max = 0, maxX*1.08
+	p.Y.Min, p.Y.Max = minY-2, maxY+2
+	p.Legend.Top, p.Legend.Left = true, true
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, *out)
 }

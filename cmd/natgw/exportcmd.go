@@ -49,10 +49,20 @@ func cmdExport(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if raw, ok := sn.Meta["labels"]; labels == nil && ok {
+		// The checkpoint's own labels (imported and trained supernets record them).
+		var meta []string
+		if json.Unmarshal([]byte(raw), &meta) == nil && len(meta) == sub.Classifier.Out {
+			labels = meta
+		}
+	}
 	if labels != nil && len(labels) != sub.Classifier.Out {
 		return fmt.Errorf("labels %s: %d labels, but the supernet has %d classes", *labelsPath, len(labels), sub.Classifier.Out)
 	}
-	pp := preprocess.DefaultSpec(sub.Resolution)
+	pp, err := supernetPreprocess(sn, sub.Resolution)
+	if err != nil {
+		return err
+	}
 	if *ppArg != "" {
 		if pp, err = readPreprocess(*ppArg, pp); err != nil {
 			return err
