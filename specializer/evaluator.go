@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/internal/scores"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
@@ -264,7 +265,7 @@ func (e *SubnetEvaluator) Evaluate(ctx context.Context, arch supernet.Arch) (tas
 		}
 		c := net.Classes()
 		for i := range hi - lo {
-			if argmax(logits[i*c:(i+1)*c]) == e.val[lo+i].label {
+			if scores.Argmax(logits[i*c:(i+1)*c]) == e.val[lo+i].label {
 				correct++
 			}
 		}
@@ -275,17 +276,6 @@ func (e *SubnetEvaluator) Evaluate(ctx context.Context, arch supernet.Arch) (tas
 	e.results[h] = r
 	e.stats.Measured++
 	return r, nil
-}
-
-// argmax returns the first index of the largest value.
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // tensorsFor returns the preprocessed calibration and val tensors at resolution r,

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/internal/scores"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
@@ -172,7 +173,7 @@ func TestEvaluatorMatchesLoaderPipeline(t *testing.T) {
 			return err
 		}
 		for i := range b.N {
-			if argmax(logits[i*3:(i+1)*3]) == b.Labels[i] {
+			if scores.Argmax(logits[i*3:(i+1)*3]) == b.Labels[i] {
 				correct++
 			}
 			n++

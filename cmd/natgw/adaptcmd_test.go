@@ -18,21 +18,7 @@ import (
 // that evaluate records test accuracy without touching the val accuracy selection uses.
 func TestAdaptAndEvaluate(t *testing.T) {
 	dir := t.TempDir()
-	spec := &supernet.Spec{
-		Name: "tiny", Classes: 3, Resolutions: []int{24, 32}, Kernels: []int{3, 5}, Expands: []int{2, 3}, Divisor: 8,
-		SEReduction: 4, Padding: supernet.PadSymmetric, BNEps: 1e-5, BNMomentum: 0.1,
-		Stem:   supernet.Conv{Out: 8, Kernel: 3, Stride: 2, Act: supernet.ActHSwish},
-		First:  supernet.FirstBlock{Out: 8, Kernel: 3, Stride: 1, Act: supernet.ActReLU},
-		Stages: []supernet.Stage{{Width: 16, Stride: 2, Act: supernet.ActHSwish, SE: true, Depths: []int{1, 2}}},
-	}
-	sn, err := supernet.Random(spec, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ckpt := filepath.Join(dir, "in.safetensors")
-	if err := sn.Save(ckpt, supernet.SaveOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ckpt := tinyCheckpoint(t, dir, 3, []int{24, 32})
 	data := filepath.Join(dir, "data")
 	for _, split := range []string{"train", "val", "test"} {
 		for c, class := range []string{"a", "b", "c"} {

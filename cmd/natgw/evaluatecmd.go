@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/internal/scores"
 	"github.com/natgw/natgw/task"
 )
 
@@ -83,7 +84,7 @@ func cmdEvaluate(ctx context.Context, env *cli, args []string) error {
 			}
 			c := net.Classes()
 			for j := range b.N {
-				if argmax(logits[j*c:(j+1)*c]) == b.Labels[j] {
+				if scores.Argmax(logits[j*c:(j+1)*c]) == b.Labels[j] {
 					correct++
 				}
 			}
@@ -109,14 +110,4 @@ func cmdEvaluate(ctx context.Context, env *cli, args []string) error {
 		return t.Archive.Save(filepath.Join(*dir, task.ArchiveFile))
 	}
 	return nil
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

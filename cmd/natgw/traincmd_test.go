@@ -19,21 +19,7 @@ import (
 // images_per_sec and final_loss.
 func TestTrainCommand(t *testing.T) {
 	dir := t.TempDir()
-	spec := &supernet.Spec{
-		Name: "tiny", Classes: 2, Resolutions: []int{32}, Kernels: []int{3, 5}, Expands: []int{2, 3}, Divisor: 8,
-		SEReduction: 4, Padding: supernet.PadSymmetric, BNEps: 1e-5, BNMomentum: 0.1,
-		Stem:   supernet.Conv{Out: 8, Kernel: 3, Stride: 2, Act: supernet.ActHSwish},
-		First:  supernet.FirstBlock{Out: 8, Kernel: 3, Stride: 1, Act: supernet.ActReLU},
-		Stages: []supernet.Stage{{Width: 16, Stride: 2, Act: supernet.ActHSwish, SE: true, Depths: []int{1, 2}}},
-	}
-	sn, err := supernet.Random(spec, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ckpt := filepath.Join(dir, "in.safetensors")
-	if err := sn.Save(ckpt, supernet.SaveOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ckpt := tinyCheckpoint(t, dir, 2, []int{32})
 	data := filepath.Join(dir, "data")
 	for _, split := range []string{"train", "val"} {
 		for c, class := range []string{"a", "b"} {
@@ -113,4 +99,26 @@ func solidPNG(t *testing.T, v uint8, size int) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// tinyCheckpoint saves a random supernet of a one-stage space with the given classes and
+// resolutions as dir/in.safetensors and returns its path.
+func tinyCheckpoint(t *testing.T, dir string, classes int, resolutions []int) string {
+	t.Helper()
+	spec := &supernet.Spec{
+		Name: "tiny", Classes: classes, Resolutions: resolutions, Kernels: []int{3, 5}, Expands: []int{2, 3}, Divisor: 8,
+		SEReduction: 4, Padding: supernet.PadSymmetric, BNEps: 1e-5, BNMomentum: 0.1,
+		Stem:   supernet.Conv{Out: 8, Kernel: 3, Stride: 2, Act: supernet.ActHSwish},
+		First:  supernet.FirstBlock{Out: 8, Kernel: 3, Stride: 1, Act: supernet.ActReLU},
+		Stages: []supernet.Stage{{Width: 16, Stride: 2, Act: supernet.ActHSwish, SE: true, Depths: []int{1, 2}}},
+	}
+	sn, err := supernet.Random(spec, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "in.safetensors")
+	if err := sn.Save(ckpt, supernet.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return ckpt
 }

@@ -52,3 +52,14 @@ func TopK(p []float64, labels []string, k int) []Prediction {
 	}
 	return out
 }
+
+// Argmax returns the first index of the largest value (the top-1 class of a logit row).
+func Argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}

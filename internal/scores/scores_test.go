@@ -22,3 +22,14 @@ func TestSoftmaxTopK(t *testing.T) {
 		t.Fatal("k not clamped")
 	}
 }
+
+func TestArgmax(t *testing.T) {
+	for _, c := range []struct {
+		v    []float32
+		want int
+	}{{[]float32{1}, 0}, {[]float32{1, 3, 2}, 1}, {[]float32{5, 5, 1}, 0}, {[]float32{-3, -1, -2}, 1}} {
+		if got := Argmax(c.v); got != c.want {
+			t.Errorf("Argmax(%v) = %d, want %d", c.v, got, c.want)
+		}
+	}
+}
