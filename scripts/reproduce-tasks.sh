@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10]...   (default: both)
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline]...   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +78,18 @@ cifar10() {
 		--resolution 96 --iterations 1 --epochs 2 --lr 0.001 --evals 16 --final-evals 32 --calib 500
 	stage "cifar10: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/cifar10' --data '$S/cifar10' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+}
+
+# flowers-baseline: conventional fine-tuning of the fixed TensorFlow MobileNetV2 with the same
+# data, trainer and epochs (20) as the flowers task, measured on test by the outside check.
+flowers-baseline() {
+	local w=$WORK/flowers A='{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6],"d":[2,3,4,3,3,1],"r":128}'
+	stage "flowers: fixed MobileNetV2 baseline" "$w/fixed20-128.safetensors" \
+		$N train --supernet "$w/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 20 \
+		--lr 0.005 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed "$A" --calib 500 --out "$w/fixed20-128.safetensors"
+	$N export --supernet "$w/fixed20-128.safetensors" --arch "$A" --task flowers --out "$w/fixed20-128.onnx"
+	go build -o bin/orteval ./bench/orteval
+	/usr/bin/python3 bench/orteval/prep.py "$w/fixed20-128.onnx" "$S/flowers102" test | bin/orteval --model "$w/fixed20-128.onnx"
 }
 
 for t in "${@:-flowers cifar10}"; do
