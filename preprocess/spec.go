@@ -1,6 +1,7 @@
 package preprocess
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -141,4 +142,30 @@ func (s Spec) Tensor(img *RGB, dst []float32) error {
 	}
 	s.Normalize(dst)
 	return nil
+}
+
+// MetaKey is the checkpoint metadata key under which a supernet records the eval
+// preprocessing it was trained with (JSON of Spec).
+const MetaKey = "preprocess"
+
+// FromMeta returns the preprocessing recorded in a checkpoint's metadata at resolution r,
+// or def when there is none. An imported or adapted network wants its own normalisation,
+// not the ImageNet default.
+func FromMeta(meta map[string]string, r int, def Spec) (Spec, error) {
+	raw, ok := meta[MetaKey]
+	if !ok {
+		def.Resolution = r
+		return def, nil
+	}
+	var s Spec
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return s, fmt.Errorf("metadata %q: %w", MetaKey, err)
+	}
+	s.Resolution = r
+	check := s
+	check.Resolution = max(r, 1) // 0: each subnet's resolution is filled in later
+	if err := check.Validate(); err != nil {
+		return s, fmt.Errorf("metadata %q: %w", MetaKey, err)
+	}
+	return s, nil
 }

@@ -81,15 +81,8 @@ func TestFixedTrainsOneSubnet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := map[string][]float32{}
-	for _, p := range sn.Params() {
-		before[p.Name] = append([]float32(nil), sn.Tensor(p.Name)...)
-	}
-	rng := rand.New(rand.NewPCG(1, 1))
-	x := make([]float32, n*3*r*r)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
+	before := snapshot(sn)
+	x := noise(n*3*r*r, 1)
 	labels := []int{0, 1, 2, 3, 4, 0, 1, 2}
 	res, err := tr.Step(context.Background(), x, labels, cfg.LR)
 	if err != nil {
@@ -135,15 +128,8 @@ func TestTrainableLimitsUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := map[string][]float32{}
-	for _, p := range sn.Params() {
-		before[p.Name] = append([]float32(nil), sn.Tensor(p.Name)...)
-	}
-	rng := rand.New(rand.NewPCG(2, 2))
-	x := make([]float32, n*3*r*r)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
+	before := snapshot(sn)
+	x := noise(n*3*r*r, 2)
 	for range 2 {
 		if _, err := tr.Step(context.Background(), x, []int{0, 1, 2, 3, 4, 0, 1, 2}, cfg.LR); err != nil {
 			t.Fatal(err)
@@ -160,4 +146,23 @@ func TestTrainableLimitsUpdate(t *testing.T) {
 			t.Errorf("%s: moved %v", p.Name, moved)
 		}
 	}
+}
+
+// snapshot copies every tensor of sn by name.
+func snapshot(sn *supernet.Supernet) map[string][]float32 {
+	out := map[string][]float32{}
+	for _, p := range sn.Params() {
+		out[p.Name] = append([]float32(nil), sn.Tensor(p.Name)...)
+	}
+	return out
+}
+
+// noise is n standard-normal values from a fixed seed.
+func noise(n int, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
 }

@@ -249,7 +249,7 @@ func FuzzHandlerPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p string) {
 		req, err := http.NewRequest("GET", "http://gw.test/", nil)
 		if err != nil {
-			t.Skip()
+			t.Fatal(err) // a constant URL: cannot happen
 		}
 		req.URL.Path = p
 		w := httptest.NewRecorder()

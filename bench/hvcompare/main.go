@@ -47,10 +47,10 @@ func run() error {
 	pp := preprocess.DefaultSpec(0)
 	pp.Mean = [3]float32{float32(*mean), float32(*mean), float32(*mean)}
 	pp.Std = [3]float32{float32(*std), float32(*std), float32(*std)}
-	if raw, ok := sn.Meta["preprocess"]; ok && !*ignoreMeta {
+	if !*ignoreMeta {
 		// The checkpoint's own normalisation (an imported or adapted network records it).
-		if err := json.Unmarshal([]byte(raw), &pp); err != nil {
-			return fmt.Errorf("supernet metadata \"preprocess\": %w", err)
+		if pp, err = preprocess.FromMeta(sn.Meta, 0, pp); err != nil {
+			return err
 		}
 	}
 	ev, err := specializer.NewSubnetEvaluator(ctx, specializer.EvalConfig{

@@ -11,6 +11,7 @@ import (
 
 	"github.com/natgw/natgw/dataset"
 	"github.com/natgw/natgw/importer"
+	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/tflite"
 )
@@ -80,7 +81,7 @@ func cmdImportTFLite(ctx context.Context, env *cli, args []string) error {
 			supernet.MetaID:      *id,
 			supernet.MetaVersion: "sha256:" + hex.EncodeToString(sum[:]),
 			"labels":             string(labelsJSON),
-			"preprocess":         string(ppJSON),
+			preprocess.MetaKey:   string(ppJSON),
 			"source_file":        filepath.Base(*modelPath),
 		},
 	})

@@ -189,19 +189,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 }
 
 // supernetPreprocess is the eval preprocessing at resolution res that the checkpoint
-// records (an imported network wants its own normalisation), else the ImageNet default.
+// records, else the ImageNet default.
 func supernetPreprocess(sn *supernet.Supernet, res int) (preprocess.Spec, error) {
-	raw, ok := sn.Meta["preprocess"]
-	if !ok {
-		return preprocess.DefaultSpec(res), nil
-	}
-	var p preprocess.Spec
-	if err := json.Unmarshal([]byte(raw), &p); err != nil {
-		return p, fmt.Errorf("supernet metadata \"preprocess\": %w", err)
-	}
-	p.Resolution = res
-	if err := p.Validate(); err != nil {
-		return p, fmt.Errorf("supernet metadata \"preprocess\": %w", err)
-	}
-	return p, nil
+	return preprocess.FromMeta(sn.Meta, res, preprocess.DefaultSpec(res))
 }
