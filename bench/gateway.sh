@@ -30,7 +30,7 @@ fi
 port=$((20000 + RANDOM % 20000))
 url="http://127.0.0.1:$port"
 start() { # start the gateway with extra flags, wait until ready
-  "$work/natgw" serve --models "$work/models" --addr "127.0.0.1:$port" --access-log=false --log-level warn \
+  ${PIN:-} "$work/natgw" serve --models "$work/models" --addr "127.0.0.1:$port" --access-log=false --log-level warn \
     --ort-threads "$threads" ${SERVE_FLAGS:-} "$@" 2>"$work/serve.log" &
   for _ in $(seq 1 200); do
     curl -sf "$url/v2/health/ready" >/dev/null && return 0
@@ -65,6 +65,20 @@ for c in 1 4 16; do
   echo "warm /v1/models, $c clients:"
   "$work/loadgen" -url "$url/v1/models?task=$task&madds=$madds" -n 20000 -c "$c" -warmup 200
 done
+# The same with the gateway and the load generator each on its own core, as on two hosts:
+# sharing both cores, the kernel's time slices between the two processes set the tail.
+if command -v taskset >/dev/null && (($(nproc) >= 2)); then
+  stop
+  PIN="taskset -c 1" start
+  curl -sf "$url/v1/models?task=$task&madds=$madds" >/dev/null
+  for c in 1 4 16; do
+    echo "warm /v1/models, $c clients, gateway on CPU 1, load generator on CPU 0:"
+    taskset -c 0 "$work/loadgen" -url "$url/v1/models?task=$task&madds=$madds" -n 20000 -c "$c" -warmup 200
+  done
+  stop
+  start
+  curl -sf "$url/v1/models?task=$task&madds=$madds" >/dev/null
+fi
 echo "/v2 infer batch 1, one client:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 300 -c 1 -warmup 20
 echo "/v2 infer batch 1, one client, binary tensor extension:"

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -86,6 +87,10 @@ func (s *Server) infer(ctx context.Context, info ModelInfo, x []float32, n int) 
 
 func (b *batcher) loop() {
 	defer b.s.batchWG.Done()
+	// onnxruntime runs on the calling thread too; one thread per model keeps its
+	// thread-local buffers and the core's caches warm instead of moving between threads.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cfg := b.s.cfg.Batch
 	var carry *inferReq
 	idle := time.NewTimer(batcherIdle)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,10 +20,25 @@ var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 func requestID(c *gin.Context) string { return c.GetString("request_id") }
 
-func newRequestID() string {
-	var b [8]byte
+// requestIDs makes request ids: a random per-process prefix and a counter. Unique is all an
+// id must be; a crypto/rand read per request was a system call on the hot path.
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	var b [4]byte
 	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return &requestIDs{prefix: hex.EncodeToString(b[:])}
+}
+
+func (g *requestIDs) next() string {
+	var buf [8 + 1 + 16]byte
+	out := append(buf[:0], g.prefix...)
+	out = append(out, '-')
+	out = strconv.AppendUint(out, g.n.Add(1), 16)
+	return string(out)
 }
 
 // observe assigns the request id (reusing a sane incoming X-Request-ID), recovers panics into
@@ -32,7 +48,7 @@ func (s *Server) observe() gin.HandlerFunc {
 		start := time.Now()
 		id := c.GetHeader(requestIDHeader)
 		if !requestIDRE.MatchString(id) {
-			id = newRequestID()
+			id = s.reqIDs.next()
 		}
 		c.Set("request_id", id)
 		c.Header(requestIDHeader, id)

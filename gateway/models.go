@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"github.com/natgw/natgw/exporter"
@@ -106,6 +107,11 @@ func (s *Server) resolveRaw(ctx context.Context, t *task.Task, b specializer.Bud
 // produce exports e's subnet and stores its bytes and metadata under its SHA-256.
 func (s *Server) produce(ctx context.Context, t *task.Task, e task.Entry) (ModelInfo, error) {
 	data, err := s.export(ctx, t, e.Arch)
+	// Recalibration's activations (hundreds of MB) are garbage now. Left to the collector, they
+	// set its goal so high that no cycle runs for a long while, and until one does every
+	// request allocates from fresh pages: first-touch faults were a fifth of the CPU time
+	// of warm /v1/models. Exports are rare; one forced collection and scavenge is cheap.
+	debug.FreeOSMemory()
 	if err != nil {
 		return ModelInfo{}, err
 	}

@@ -73,6 +73,7 @@ type Server struct {
 	engine   *gin.Engine
 	ready    atomic.Bool
 	bufs     buffers // request bodies and input tensors, reused across requests
+	reqIDs   *requestIDs
 
 	batchMu  sync.Mutex
 	batchers map[string]*batcher
@@ -104,7 +105,7 @@ func New(cfg Config) (*Server, error) {
 	cfg.Batch = cfg.Batch.withDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, tasks: map[string]*task.Task{}, resolver: cfg.Resolver,
-		sessions: cfg.Sessions, batchers: map[string]*batcher{}, stop: make(chan struct{}),
+		sessions: cfg.Sessions, batchers: map[string]*batcher{}, stop: make(chan struct{}), reqIDs: newRequestIDs(),
 	}
 	if s.resolver == nil {
 		s.resolver = archiveResolver{}

@@ -126,6 +126,12 @@ func FoldBN(w, bias []float32, bn *BatchNorm) ([]float32, []float32) {
 // Classes is the number of logits per image.
 func (m *Net) Classes() int { return m.classes }
 
+// dropBuffers empties the workspace pool, so that its buffers are garbage at once.
+func (m *Net) dropBuffers() {
+	for m.pool.Get() != nil {
+	}
+}
+
 // scratchSlot is the workspace buffer for im2col scratch.
 const scratchSlot = 4
 
@@ -302,6 +308,10 @@ type Batches func(ctx context.Context, fn func(x []float32, batch, h, w int) err
 // variance, and the new statistics are the batch-size-weighted averages of those.
 func (n *Subnet) Recalibrate(ctx context.Context, batches Batches) error {
 	net := n.compile(true)
+	// This net dies with the call. Its pooled activation buffers (hundreds of MB at large
+	// batches) would otherwise outlive it by two garbage collections in sync.Pool's victim
+	// cache, and hold the collector's goal high meanwhile.
+	defer net.dropBuffers()
 	err := batches(ctx, func(x []float32, batch, h, w int) error {
 		_, err := net.Forward(ctx, x, batch, h, w)
 		return err

@@ -5,9 +5,11 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -28,6 +30,9 @@ func run() error {
 	n := flag.Int("n", 500, "timed runs")
 	batch := flag.Int("batch", 1, "batch size")
 	threads := flag.Int("threads", 2, "intra-op threads")
+	gap := flag.Duration("gap", 0, "idle time between runs, as a serial client leaves between requests")
+	touch := flag.Int("touch", 0, "bytes copied between runs (cache pollution of a request body)")
+	input := flag.String("input", "", "file whose last 4*N bytes are the input, little-endian float32 (a binary OIP request body)")
 	nospin := flag.Bool("nospin", false, "idle intra-op threads do not spin between runs (the gateway's default)")
 	flag.Parse()
 	data, err := os.ReadFile(*model)
@@ -53,6 +58,20 @@ func run() error {
 	for i := range x {
 		x[i] = rand.Float32()*2 - 1
 	}
+	if *input != "" {
+		raw, err := os.ReadFile(*input)
+		if err != nil {
+			return err
+		}
+		tail := raw[len(raw)-4*len(x):]
+		for i := range x {
+			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(tail[4*i:]))
+		}
+	}
+	var junk []byte
+	if *touch > 0 {
+		junk = make([]byte, 2**touch)
+	}
 	ctx := context.Background()
 	for range 20 {
 		if _, _, err := sess.Run(ctx, x, shape); err != nil {
@@ -61,6 +80,13 @@ func run() error {
 	}
 	lat := make([]time.Duration, *n)
 	for i := range lat {
+		if *gap > 0 {
+			time.Sleep(*gap)
+		}
+		if junk != nil {
+			copy(junk[len(junk)/2:], junk[:len(junk)/2])
+			junk[0]++
+		}
 		t0 := time.Now()
 		if _, _, err := sess.Run(ctx, x, shape); err != nil {
 			return err
