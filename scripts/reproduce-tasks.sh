@@ -3,7 +3,8 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline]...   (default: flowers cifar10)
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source]...
+#   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,16 +81,96 @@ cifar10() {
 		sh -c "$N evaluate --task '$OUT/cifar10' --data '$S/cifar10' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
 
-# flowers-baseline: conventional fine-tuning of the fixed TensorFlow MobileNetV2 with the same
-# data, trainer and epochs (20) as the flowers task, measured on test by the outside check.
-flowers-baseline() {
-	local w=$WORK/flowers A='{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6],"d":[2,3,4,3,3,1],"r":128}'
-	stage "flowers: fixed MobileNetV2 baseline" "$w/fixed20-128.safetensors" \
-		$N train --supernet "$w/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 20 \
-		--lr 0.005 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed "$A" --calib 500 --out "$w/fixed20-128.safetensors"
-	$N export --supernet "$w/fixed20-128.safetensors" --arch "$A" --task flowers --out "$w/fixed20-128.onnx"
+# Baselines for docs/results.md, trained with the same data and epochs as the task (flowers:
+# 10 warm-up + 2x5 adaptation = 20; cifar10: 4 + 1x2 = 6) and measured on test by the outside
+# check (PIL/PyTorch preprocessing, onnxruntime). Each appends a JSON line to
+# $WORK/TASK/baselines.jsonl: {"baseline", "arch", "madds", "params", "val_top1", "test_top1"}.
+#  (a) conventional transfer: the fixed TensorFlow MobileNetV2 fine-tuned at several resolutions;
+#  (b) no adaptation: subnets of the imported supernet (the source, without NAT) with BatchNorm
+#      recalibrated on the task and only the classifier trained; the archs are those NAT serves.
+MBV2='"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6],"d":[2,3,4,3,3,1]'
+
+# baseline KIND TASK DATA TESTDATA NAME ARCH EPOCHS LR [train flags...]
+baseline() {
+	local kind=$1 task=$2 data=$3 test=$4 name=$5 arch=$6 epochs=$7 lr=$8
+	shift 8
+	local w=$WORK/$task r
+	r=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["r"])' "$arch")
+	stage "$task: baseline ($kind) $name" "$w/$name.onnx" sh -c "
+		$N train --supernet '$w/imported.safetensors' --data '$data' --resolution $r --batch 32 --epochs $epochs \
+			--lr $lr --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed '$arch' --calib 500 $* \
+			--out '$w/$name.safetensors' > '$w/$name.train.json' &&
+		$N export --supernet '$w/$name.safetensors' --arch '$arch' --task $task --out '$w/$name.onnx.tmp' > '$w/$name.export.txt' 2>&1 &&
+		mv '$w/$name.onnx.tmp' '$w/$name.onnx'"
+	if grep -q "\"name\": \"$name\"" "$w/baselines.jsonl" 2>/dev/null; then return; fi
 	go build -o bin/orteval ./bench/orteval
-	/usr/bin/python3 bench/orteval/prep.py "$w/fixed20-128.onnx" "$S/flowers102" test | bin/orteval --model "$w/fixed20-128.onnx"
+	/usr/bin/python3 bench/orteval/prep.py "$w/$name.onnx" "$test" test | bin/orteval --model "$w/$name.onnx" > "$w/$name.test.json"
+	python3 - "$kind" "$name" "$arch" "$w" >> "$w/baselines.jsonl" <<'PY'
+import json, re, sys
+kind, name, arch, w = sys.argv[1:]
+train = json.loads(open(f"{w}/{name}.train.json").read().strip().splitlines()[-1])
+exp = open(f"{w}/{name}.export.txt").read()
+print(json.dumps({"baseline": kind, "name": name, "arch": json.loads(arch),
+	"madds": int(re.search(r"(\d+) MAdds", exp).group(1)), "params": int(re.search(r"(\d+) params", exp).group(1)),
+	"val_top1": train["evals"][-1]["accuracy"], "test_top1": json.load(open(f"{w}/{name}.test.json"))["top1"]}))
+PY
+}
+
+# front_arch TASK MADDS_M: the served front's arch of the most MAdds not above MADDS_M.
+front_arch() {
+	python3 - "$OUT/$1/archive.json" "$2" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))
+es = [e for e in a["entries"] if e.get("test_top1") is not None and e["madds"] <= float(sys.argv[2]) * 1e6]
+print(json.dumps(max(es, key=lambda e: e["madds"])["arch"], separators=(",", ":")))
+PY
+}
+
+flowers-baseline() {
+	local r
+	for r in 96 128 160; do
+		baseline a flowers "$S/flowers102" "$S/flowers102" "fixed20-$r" "{$MBV2,\"r\":$r}" 20 0.005
+	done
+	for m in 50 100 175; do
+		baseline b flowers "$S/flowers102" "$S/flowers102" "probe20-${m}M" "$(front_arch flowers $m)" 20 0.02 --train-only classifier.
+	done
+}
+
+cifar10-baseline() {
+	local r
+	for r in 64 96; do
+		baseline a cifar10 "$WORK/cifar10/data" "$S/cifar10" "fixed6-$r" "{$MBV2,\"r\":$r}" 6 0.005
+	done
+	for m in 25 50; do
+		baseline b cifar10 "$WORK/cifar10/data" "$S/cifar10" "probe6-${m}M" "$(front_arch cifar10 $m)" 6 0.02 --train-only classifier.
+	done
+}
+
+# tinyimagenet-source: the source supernet, progressive shrinking in miniature on the
+# Tiny-ImageNet train subset (16,000 images, 200 ImageNet classes) at 128 px: the elastic
+# kernel, then depth, then expand ratio, each phase distilling from the full pretrained
+# network (--teacher, frozen). The same random subnets are measured before and after on val.
+tinyimagenet-source() {
+	local w=$WORK/tinyimagenet d=$S/tinyimagenet
+	mkdir -p "$w"
+	stage "tinyimagenet: import" "$w/imported.safetensors" \
+		$N import-tflite --model "$TFL/mobilenet_v2_1.0_224_quant.tflite" --labels "$TFL/imagenet_labels.txt" \
+		--calib "$d/train" --calib-images 256 --resolution 128 --classes-from "$d" --id mobilenet_v2_1.0_224_quant \
+		--out "$w/imported.safetensors"
+	local from=$w/imported.safetensors phase steps
+	for phase in ks:150 ks,d:300 all:450; do
+		steps=${phase#*:} phase=${phase%:*}
+		stage "tinyimagenet: progressive shrinking, elastic $phase" "$w/ps-${phase//,/}.safetensors" \
+			$N train --supernet "$from" --teacher "$w/imported.safetensors" --elastic "$phase" --data "$d" \
+			--resolution 128 --batch 32 --max-steps "$steps" --subnets 2 --lr 0.002 --weight-decay 4e-5 \
+			--crop-scale 0.5 --calib 500 --out "$w/ps-${phase//,/}.safetensors"
+		from=$w/ps-${phase//,/}.safetensors
+	done
+	# The same 16 seeded random subnets measured on val before and after (a paired comparison).
+	for f in imported ps-all; do
+		stage "tinyimagenet: 16 random subnets of $f on val" "$w/sample-$f.json" sh -c \
+			"$N search --supernet '$w/$f.safetensors' --data '$d' --evals 16 --initial 16 --seed 1 --calib 200 --out '$w/sample-$f.json.tmp' >&2 && mv '$w/sample-$f.json.tmp' '$w/sample-$f.json'"
+	done
 }
 
 for t in "${@:-flowers cifar10}"; do

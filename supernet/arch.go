@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -297,3 +298,74 @@ func ParseEncoding(s string) ([]int, error) {
 	}
 	return x, nil
 }
+
+// Dims selects the elastic dimensions of a space. Progressive shrinking trains them one
+// after another (kernel, then depth, then expand ratio) while the others stay at their
+// largest choice.
+type Dims struct{ Kernel, Depth, Expand bool }
+
+// AllDims is every dimension elastic.
+func AllDims() Dims { return Dims{Kernel: true, Depth: true, Expand: true} }
+
+// String is the comma-separated form ParseDims reads.
+func (d Dims) String() string {
+	var parts []string
+	if d.Kernel {
+		parts = append(parts, "ks")
+	}
+	if d.Depth {
+		parts = append(parts, "d")
+	}
+	if d.Expand {
+		parts = append(parts, "e")
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseDims reads a comma-separated subset of ks, d and e (the OFA arch keys), or "all".
+func ParseDims(s string) (Dims, error) {
+	if strings.TrimSpace(s) == "all" {
+		return AllDims(), nil
+	}
+	var d Dims
+	for _, p := range strings.Split(s, ",") {
+		switch strings.TrimSpace(p) {
+		case "ks":
+			d.Kernel = true
+		case "d":
+			d.Depth = true
+		case "e":
+			d.Expand = true
+		default:
+			return Dims{}, fmt.Errorf("elastic dimensions %q: want a comma-separated subset of ks, d, e (or all)", s)
+		}
+	}
+	return d, nil
+}
+
+// Pin returns a with the dimensions that d leaves fixed set to their largest choice.
+func (s *Spec) Pin(a Arch, d Dims) Arch {
+	out := Arch{KS: slices.Clone(a.KS), E: slices.Clone(a.E), D: slices.Clone(a.D), R: a.R}
+	for b := range out.KS {
+		if !d.Kernel {
+			out.KS[b] = s.Kernels[len(s.Kernels)-1]
+		}
+		if !d.Expand && b < len(out.E) {
+			out.E[b] = s.Expands[len(s.Expands)-1]
+		}
+	}
+	if !d.Depth {
+		for i, st := range s.Stages {
+			if i < len(out.D) {
+				out.D[i] = st.Depths[len(st.Depths)-1]
+			}
+		}
+	}
+	if c, err := s.Canonical(out); err == nil {
+		return c
+	}
+	return out
+}
+
+// SmallestIn is the smallest subnet when only d is elastic: the others at their largest.
+func (s *Spec) SmallestIn(d Dims) Arch { return s.Pin(s.Smallest(), d) }

@@ -144,7 +144,7 @@ func (t *Trainer) Fit(ctx context.Context, d Data) (Result, error) {
 			name string
 			arch supernet.Arch
 		}
-		subs := []named{{"largest", t.sn.Spec.Largest()}, {"smallest", t.sn.Spec.Smallest()}}
+		subs := []named{{"largest", t.sn.Spec.Largest()}, {"smallest", t.smallest()}}
 		if t.cfg.Fixed != nil {
 			subs = []named{{"fixed", *t.cfg.Fixed}}
 		}

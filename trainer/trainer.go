@@ -57,6 +57,14 @@ type Config struct {
 
 	Seed    uint64
 	Sampler Sampler // nil = UniformSampler
+	// Elastic, if set, limits the sandwich to these dimensions: the smallest subnet and every
+	// sampled one keep the others at their largest choice. Progressive shrinking runs
+	// {Kernel}, then {Kernel, Depth}, then all three. nil = all elastic.
+	Elastic *supernet.Dims
+	// Teacher, if set, gives the soft targets of every subnet (the largest included) instead
+	// of the largest subnet's own softmax: logits [n,k] of a frozen network for the batch x
+	// [n,3,r,r]. OFA distils from the full pretrained network this way.
+	Teacher func(ctx context.Context, x []float32, n, r int) ([]float32, error)
 	// Fixed, if set, trains only this subnet: conventional fine-tuning of one fixed
 	// architecture (no sandwich, no distillation), the baseline NAT is compared with.
 	Fixed *supernet.Arch
@@ -209,12 +217,16 @@ func (t *Trainer) Step(ctx context.Context, x []float32, labels []int, lr float6
 	if n == 0 || len(x) != n*3*r*r {
 		return StepResult{}, fmt.Errorf("trainer: batch of %d labels with %d values, want %d", n, len(x), n*3*r*r)
 	}
-	archs := []supernet.Arch{s.Largest(), s.Smallest()}
+	archs := []supernet.Arch{s.Largest(), t.smallest()}
 	if t.cfg.Fixed != nil {
 		archs = []supernet.Arch{*t.cfg.Fixed}
 	} else {
 		for range t.cfg.Subnets {
-			archs = append(archs, t.cfg.Sampler.Sample(t.rng))
+			a := t.cfg.Sampler.Sample(t.rng)
+			if t.cfg.Elastic != nil {
+				a = s.Pin(a, *t.cfg.Elastic)
+			}
+			archs = append(archs, a)
 		}
 	}
 	hard := make([]float32, n*k)
@@ -232,6 +244,16 @@ func (t *Trainer) Step(ctx context.Context, x []float32, labels []int, lr float6
 	logits := make([]float32, n*k)
 	target := make([]float32, n*k)
 	var teacher []float32
+	if t.cfg.Teacher != nil && t.cfg.KDRatio > 0 {
+		z, err := t.cfg.Teacher(ctx, x, n, r)
+		if err != nil {
+			return StepResult{}, fmt.Errorf("trainer: teacher: %w", err)
+		}
+		if len(z) != n*k {
+			return StepResult{}, fmt.Errorf("trainer: teacher gave %d logits, want %d×%d", len(z), n, k)
+		}
+		teacher = softmax(z, k)
+	}
 	res := StepResult{Subnets: len(archs), LearningRate: lr}
 	for i, a := range archs {
 		if err := ctx.Err(); err != nil {
@@ -259,7 +281,7 @@ func (t *Trainer) Step(ctx context.Context, x []float32, labels []int, lr float6
 		if i == 0 {
 			res.LargestLoss = loss
 			res.LargestAcc = accuracy(logits, labels, k)
-			if t.cfg.KDRatio > 0 && len(archs) > 1 {
+			if t.cfg.KDRatio > 0 && len(archs) > 1 && t.cfg.Teacher == nil {
 				teacher = softmax(logits, k)
 			}
 		}
@@ -276,6 +298,14 @@ func (t *Trainer) Step(ctx context.Context, x []float32, labels []int, lr float6
 	t.m.zeroGrad()
 	t.step++
 	return res, nil
+}
+
+// smallest is the sandwich's smallest subnet within the elastic dimensions.
+func (t *Trainer) smallest() supernet.Arch {
+	if t.cfg.Elastic != nil {
+		return t.sn.Spec.SmallestIn(*t.cfg.Elastic)
+	}
+	return t.sn.Spec.Smallest()
 }
 
 func softmax(z []float32, k int) []float32 {

@@ -37,6 +37,8 @@ type trainFlagsRecord struct {
 	Subnets    int     `json:"subnets"`
 	LR         float64 `json:"lr"`
 	Seed       uint64  `json:"seed"`
+	Elastic    string  `json:"elastic"`
+	Teacher    string  `json:"teacher,omitempty"`
 }
 
 func cmdTrain(ctx context.Context, env *cli, args []string) error {
@@ -53,7 +55,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	warmup := fs.Int("warmup", -1, "warm-up steps (-1: 5% of the steps)")
 	wd := fs.Float64("weight-decay", 3e-5, "weight decay (not on BatchNorm and bias tensors)")
 	smoothing := fs.Float64("label-smoothing", 0.1, "label smoothing")
-	kd := fs.Float64("kd-ratio", 1, "weight of the distillation loss from the largest subnet")
+	kd := fs.Float64("kd-ratio", 1, "weight of the distillation loss (soft targets from --teacher, else from the largest subnet)")
 	seed := fs.Uint64("seed", 1, "seed of subnet sampling, data order and augmentation")
 	valEvery := fs.Int("val-every", 0, "validate the largest subnet every K steps (0: only at the end)")
 	calib := fs.Int("calib", 500, "training images (eval preprocessing) for BatchNorm recalibration before validation")
@@ -64,6 +66,8 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	dropout := fs.Float64("dropout", -1, "dropout before the classifier (-1: the spec's)")
 	only := fs.String("train-only", "", "comma-separated tensor-name prefixes that are updated (e.g. classifier. for a linear probe); empty: all")
 	cropScale := fs.Float64("crop-scale", 0.5, "smallest area fraction of the random resized crop")
+	elastic := fs.String("elastic", "all", "elastic dimensions of the sandwich, a subset of ks,d,e (progressive shrinking: ks, then ks,d, then all); the others stay at their largest")
+	teacherCkpt := fs.String("teacher", "", "distil from this checkpoint's largest subnet, frozen (e.g. the imported pretrained network), instead of the largest subnet being trained")
 	if err := parse(fs, args, "supernet", "data", "out"); err != nil {
 		return helpOK(err)
 	}
@@ -91,6 +95,16 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 			return usageError{fmt.Sprintf("train: --dropout: %v", err)}
 		}
 		sn.Spec = &spec
+	}
+	dims, err := supernet.ParseDims(*elastic)
+	if err != nil {
+		return usageError{"train: --elastic: " + err.Error()}
+	}
+	var teach func(ctx context.Context, x []float32, n, r int) ([]float32, error)
+	if *teacherCkpt != "" {
+		if teach, err = loadTeacher(*teacherCkpt, sn.Spec.Classes); err != nil {
+			return err
+		}
 	}
 	var fixedArch *supernet.Arch
 	if *fixed != "" {
@@ -133,6 +147,10 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio, cfg.Seed = *lr, *wd, *smoothing, *kd, *seed
 	cfg.ValEvery, cfg.Checkpoint, cfg.CheckpointEvery, cfg.Progress = *valEvery, *state, *stateEvery, env.stderr
 	cfg.Fixed = fixedArch
+	if dims != supernet.AllDims() {
+		cfg.Elastic = &dims
+	}
+	cfg.Teacher = teach
 	if *only != "" {
 		prefixes := strings.Split(*only, ",")
 		cfg.Trainable = func(name string) bool {
@@ -179,13 +197,33 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 		Steps: result.Steps, StepsRun: result.StepsRun, ImagesPerSec: result.ImagesPerSec,
 		FinalLoss: result.FinalLoss, FirstLoss: result.FirstLoss, Evals: result.Evals,
 		Out: *out, State: *state, Spec: sn.Spec.Name, Classes: sn.Spec.Classes,
-		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed},
+		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt},
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, string(line))
 	return nil
+}
+
+// loadTeacher compiles the largest subnet of a checkpoint, with its stored BatchNorm
+// statistics, as a frozen source of soft targets. Its head must have the student's classes.
+func loadTeacher(path string, classes int) (func(ctx context.Context, x []float32, n, r int) ([]float32, error), error) {
+	sn, err := supernet.Load(path, supernet.LoadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("--teacher: %w", err)
+	}
+	if sn.Spec.Classes != classes {
+		return nil, fmt.Errorf("--teacher %s: %d classes, the trained network has %d", path, sn.Spec.Classes, classes)
+	}
+	sub, err := sn.Extract(sn.Spec.Largest())
+	if err != nil {
+		return nil, fmt.Errorf("--teacher: %w", err)
+	}
+	net := sub.Compile()
+	return func(ctx context.Context, x []float32, n, r int) ([]float32, error) {
+		return net.Forward(ctx, x, n, r, r)
+	}, nil
 }
 
 // supernetPreprocess is the eval preprocessing at resolution res that the checkpoint

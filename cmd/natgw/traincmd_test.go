@@ -54,6 +54,30 @@ func TestTrainCommand(t *testing.T) {
 	if trained.Spec.Name != "tiny" {
 		t.Fatalf("trained spec %s", trained.Spec.Name)
 	}
+	// A progressive-shrinking phase: kernel only, distilled from a frozen teacher.
+	stdout, stderr, err = runCLI(t, "train", "--supernet", ckpt, "--data", data, "--resolution", "32", "--batch", "4",
+		"--max-steps", "2", "--subnets", "1", "--calib", "4", "--workers", "1", "--elastic", "ks", "--teacher", ckpt,
+		"--out", filepath.Join(dir, "ps.safetensors"))
+	if err != nil {
+		t.Fatalf("--elastic ks --teacher: %v\n%s", err, stderr)
+	}
+	lines = strings.Split(strings.TrimSpace(stdout), "\n")
+	var ps struct {
+		Config struct{ Elastic, Teacher string } `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &ps); err != nil || ps.Config.Elastic != "ks" || ps.Config.Teacher != ckpt {
+		t.Fatalf("phase summary %s (%v)", lines[len(lines)-1], err)
+	}
+	for _, bad := range [][]string{
+		{"--elastic", "kernel"},
+		{"--teacher", tinyCheckpoint(t, t.TempDir(), 3, []int{32})}, // 3 classes, the data has 2
+	} {
+		args := append([]string{"train", "--supernet", ckpt, "--data", data, "--resolution", "32", "--batch", "4",
+			"--max-steps", "1", "--workers", "1", "--out", filepath.Join(dir, "bad.safetensors")}, bad...)
+		if _, _, err := runCLI(t, args...); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
 	if _, _, err := runCLI(t, "train", "--supernet", ckpt, "--data", filepath.Join(dir, "nope"), "--resolution", "32",
 		"--batch", "4", "--epochs", "1", "--out", out); err == nil {
 		t.Fatal("missing data folder accepted")
