@@ -3,7 +3,9 @@
 // docs/results.md.
 //
 //	go run ./bench/resultsplot --archive models/flowers/archive.json --out docs/flowers.png \
-//	  --baseline "MobileNetV2 fine-tuned, 128 px=97.9:74.4" --baseline "...=299.6:77.2"
+//	  --baseline "MobileNetV2 fine-tuned=97.9:74.4" --baseline "MobileNetV2 fine-tuned=299.6:77.2"
+//
+// Baseline points with the same label form one series.
 package main
 
 import (
@@ -95,8 +97,11 @@ func run() error {
 	p.Legend.Add("same subnets, val (used for selection)", vline, vmarks)
 	shapes := []draw.GlyphDrawer{draw.TriangleGlyph{}, draw.SquareGlyph{}, draw.CrossGlyph{}, draw.PyramidGlyph{}, draw.PlusGlyph{}}
 	colors := []color.Color{color.RGBA{R: 200, G: 40, B: 40, A: 255}, color.RGBA{R: 30, G: 150, B: 60, A: 255}, color.RGBA{R: 150, G: 60, B: 170, A: 255}}
+	// Points that share a label are one series: a line through them, one legend entry.
+	var order []string
+	series := map[string]plotter.XYs{}
 	var basePts []plotter.XY
-	for i, b := range base {
+	for _, b := range base {
 		label, pt, ok := strings.Cut(b, "=")
 		ms, acc, ok2 := strings.Cut(pt, ":")
 		x, err1 := strconv.ParseFloat(ms, 64)
@@ -104,17 +109,29 @@ func run() error {
 		if !ok || !ok2 || err1 != nil || err2 != nil {
 			return fmt.Errorf("--baseline %q: want LABEL=MADDS_M:TOP1_PERCENT", b)
 		}
+		if _, seen := series[label]; !seen {
+			order = append(order, label)
+		}
+		series[label] = append(series[label], plotter.XY{X: x, Y: y})
 		basePts = append(basePts, plotter.XY{X: x, Y: y})
-		s, err := plotter.NewScatter(plotter.XYs{{X: x, Y: y}})
+	}
+	for i, label := range order {
+		pts := series[label]
+		sort.Slice(pts, func(a, b int) bool { return pts[a].X < pts[b].X })
+		l, s, err := plotter.NewLinePoints(pts)
 		if err != nil {
 			return err
 		}
-		s.GlyphStyle.Shape, s.GlyphStyle.Radius = shapes[i%len(shapes)], vg.Points(5)
-		s.GlyphStyle.Color = colors[i%len(colors)]
+		c := colors[i%len(colors)]
+		s.GlyphStyle.Shape, s.GlyphStyle.Radius, s.GlyphStyle.Color = shapes[i%len(shapes)], vg.Points(5), c
+		l.Color, l.Width = c, vg.Points(1)
+		if len(pts) > 1 {
+			p.Add(l)
+		}
 		p.Add(s)
 		p.Legend.Add(label, s)
 	}
-	// Room around every point, the legend in the empty top-left corner.
+	// Room around every point, the legend in the bottom-right corner (small models sit left, accuracy rises with cost).
 	maxX, minY, maxY := 0.0, 100.0, 0.0
 	for _, d := range [][]plotter.XY{test, val, basePts} {
 		for _, q := range d {
@@ -123,6 +140,7 @@ func run() error {
 	}
 	p.X.Min, p.X.Max = 0, maxX*1.08
 	p.Y.Min, p.Y.Max = minY-2, maxY+2
-	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.Top, p.Legend.Left = false, false
+	p.Y.Min -= 8 // room for the legend under the curves
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, *out)
 }
