@@ -88,6 +88,22 @@ echo "in-process onnxruntime Run, batch 1:"
 echo "in-process onnxruntime Run, batch 1, threads not spinning (the gateway's session settings):"
 "$work/ortrun" -model "$work/model.onnx" -n 300 -batch 1 -threads "$threads" -nospin
 hdrlen="Inference-Header-Content-Length: $(cat "$work/req1.bin.len")"
+# This machine's speed drifts over minutes by more than the gap being measured, so the ratio
+# is also taken over alternating short pairs (gateway, then in-process), median of the pairs.
+echo "/v2 infer batch 1, binary, vs in-process Run not spinning, ${PAIRS:-7} alternating pairs of 100:"
+for _ in $(seq "${PAIRS:-7}"); do
+  g=$("$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "$hdrlen" -n 100 -c 1 -warmup 10)
+  o=$("$work/ortrun" -model "$work/model.onnx" -n 100 -batch 1 -threads "$threads" -nospin)
+  echo "$g"$'\t'"$o"
+done | python3 -c '
+import json, statistics, sys
+r = []
+for line in sys.stdin:
+    g, o = (json.loads(x) for x in line.split("\t"))
+    r.append(g["p50_ms"] / o["p50_ms"])
+    print(json.dumps({"gateway_p50_ms": g["p50_ms"], "in_process_p50_ms": o["p50_ms"], "ratio": round(r[-1], 3)}))
+print(json.dumps({"pairs": len(r), "median_ratio": round(statistics.median(r), 3), "min": round(min(r), 3), "max": round(max(r), 3)}))
+'
 echo "/v2 infer, 16 clients, dynamic batching (max batch 16), JSON:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 50
 echo "/v2 infer, 16 clients, dynamic batching (max batch 16), binary:"
