@@ -87,8 +87,8 @@ func (s *Server) infer(ctx context.Context, info ModelInfo, x []float32, n int) 
 
 func (b *batcher) loop() {
 	defer b.s.batchWG.Done()
-	// onnxruntime runs on the calling thread too; one thread per model keeps its
-	// thread-local buffers and the core's caches warm instead of moving between threads.
+	// onnxruntime runs part of each batch on the calling thread and keeps per-thread scratch
+	// buffers: one OS thread per model reuses them instead of growing a set per thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	cfg := b.s.cfg.Batch
