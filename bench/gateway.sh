@@ -75,6 +75,11 @@ if command -v taskset >/dev/null && (($(nproc) >= 2)); then
     echo "warm /v1/models, $c clients, gateway on CPU 1, load generator on CPU 0:"
     taskset -c 0 "$work/loadgen" -url "$url/v1/models?task=$task&madds=$madds" -n 20000 -c "$c" -warmup 200
   done
+  # A second, independent load generator when installed (apt install wrk): one C event loop.
+  if command -v wrk >/dev/null; then
+    echo "warm /v1/models, 16 connections, wrk, gateway on CPU 1, wrk on CPU 0:"
+    taskset -c 0 wrk -t1 -c16 -d5s --latency "$url/v1/models?task=$task&madds=$madds" | grep -E "Requests/sec|  (50|90|99)%"
+  fi
   stop
   start
   curl -sf "$url/v1/models?task=$task&madds=$madds" >/dev/null
