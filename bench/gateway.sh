@@ -13,8 +13,13 @@ shared="${NATGW_SHARED:-$root/../shared}"
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 export ONNXRUNTIME_LIB="${ONNXRUNTIME_LIB:-$root/third_party/onnxruntime/lib/libonnxruntime.so.1}"
-madds="${MADDS:-150M}"   # TASK, MADDS, THREADS and SERVE_FLAGS (extra natgw serve flags) are read from the environment
+madds="${MADDS:-150M}"   # TASK, MADDS, THREADS, SPIN, ORT_CPUS and SERVE_FLAGS (extra natgw serve flags) are read from the environment
 threads="${THREADS:-2}"
+spin="${SPIN:-run}"      # onnxruntime spin policy of the gateway and of the in-process baseline
+# ORT_CPUS=1: the gateway runs inference on CPU 1 and the rest on the others (--ort-cpus);
+# the in-process baseline then runs on the same CPUs (taskset).
+ortpin=()
+if [[ -n ${ORT_CPUS:-} ]]; then ortpin=(taskset -c "$ORT_CPUS"); fi
 
 go build -o "$work/natgw" ./cmd/natgw
 go build -o "$work/loadgen" ./bench/loadgen
@@ -30,8 +35,10 @@ fi
 port=$((20000 + RANDOM % 20000))
 url="http://127.0.0.1:$port"
 start() { # start the gateway with extra flags, wait until ready
+  local cpus=() # inference pinning, except when PIN already confines the whole gateway
+  if [[ -n ${ORT_CPUS:-} && -z ${PIN:-} ]]; then cpus=(--ort-cpus "$ORT_CPUS"); fi
   ${PIN:-} "$work/natgw" serve --models "$work/models" --addr "127.0.0.1:$port" --access-log=false --log-level warn \
-    --ort-threads "$threads" ${SERVE_FLAGS:-} "$@" 2>"$work/serve.log" &
+    --ort-threads "$threads" --ort-spin "$spin" "${cpus[@]}" ${SERVE_FLAGS:-} "$@" 2>"$work/serve.log" &
   for _ in $(seq 1 200); do
     curl -sf "$url/v2/health/ready" >/dev/null && return 0
     sleep 0.1
@@ -88,17 +95,17 @@ echo "/v2 infer batch 1, one client:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 300 -c 1 -warmup 20
 echo "/v2 infer batch 1, one client, binary tensor extension:"
 "$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "Inference-Header-Content-Length: $(cat "$work/req1.bin.len")" -n 300 -c 1 -warmup 20
-echo "in-process onnxruntime Run, batch 1:"
-"$work/ortrun" -model "$work/model.onnx" -n 300 -batch 1 -threads "$threads"
-echo "in-process onnxruntime Run, batch 1, threads not spinning (the gateway's session settings):"
-"$work/ortrun" -model "$work/model.onnx" -n 300 -batch 1 -threads "$threads" -nospin
+for p in always never run; do
+  echo "in-process onnxruntime Run, batch 1, spin policy $p:"
+  "${ortpin[@]}" "$work/ortrun" -model "$work/model.onnx" -n 300 -batch 1 -threads "$threads" -spin "$p"
+done
 hdrlen="Inference-Header-Content-Length: $(cat "$work/req1.bin.len")"
 # This machine's speed drifts over minutes by more than the gap being measured, so the ratio
 # is also taken over alternating short pairs (gateway, then in-process), median of the pairs.
-echo "/v2 infer batch 1, binary, vs in-process Run not spinning, ${PAIRS:-7} alternating pairs of 100:"
+echo "/v2 infer batch 1, binary, vs in-process Run (spin policy $spin, as the gateway), ${PAIRS:-7} alternating pairs of 100:"
 for _ in $(seq "${PAIRS:-7}"); do
   g=$("$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "$hdrlen" -n 100 -c 1 -warmup 10)
-  o=$("$work/ortrun" -model "$work/model.onnx" -n 100 -batch 1 -threads "$threads" -nospin)
+  o=$("${ortpin[@]}" "$work/ortrun" -model "$work/model.onnx" -n 100 -batch 1 -threads "$threads" -spin "$spin")
   echo "$g"$'\t'"$o"
 done | python3 -c '
 import json, statistics, sys

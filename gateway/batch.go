@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/natgw/natgw/internal/affinity"
 )
 
 // BatchConfig tunes dynamic batching of inference.
@@ -13,6 +15,10 @@ type BatchConfig struct {
 	MaxBatch int           // images per onnxruntime run; 1 turns batching off
 	MaxDelay time.Duration // how long the first request of a batch waits for company
 	Queue    int           // requests waiting per model; beyond it requests get 503
+	// CPUs, when set, pins each model's batcher thread (and so the onnxruntime threads
+	// its sessions start) to these CPUs; the caller keeps the rest of the process off
+	// them (affinity.Split).
+	CPUs []int
 }
 
 func (b BatchConfig) withDefaults() BatchConfig {
@@ -90,7 +96,16 @@ func (b *batcher) loop() {
 	// onnxruntime runs part of each batch on the calling thread and keeps per-thread scratch
 	// buffers: one OS thread per model reuses them instead of growing a set per thread.
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	if cpus := b.s.cfg.Batch.CPUs; len(cpus) > 0 {
+		// A pinned thread must not go back to Go's pool: the goroutine exits locked, and
+		// the thread ends with it.
+		if err := affinity.PinThread(cpus); err != nil {
+			b.s.log.Warn("inference thread not pinned", "model", b.id, "err", err)
+			defer runtime.UnlockOSThread()
+		}
+	} else {
+		defer runtime.UnlockOSThread()
+	}
 	cfg := b.s.cfg.Batch
 	var carry *inferReq
 	idle := time.NewTimer(batcherIdle)

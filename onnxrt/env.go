@@ -45,13 +45,50 @@ type Config struct {
 	IntraOpThreads int
 	// InterOpThreads is the size of each session's inter-op thread pool; 0 lets onnxruntime choose.
 	InterOpThreads int
-	// NoSpin stops idle intra-op threads from spin-waiting between runs (onnxruntime's
-	// session.intra_op.allow_spinning=0): better when other work shares the cores.
-	NoSpin bool
+	// Spin says when intra-op threads spin-wait for work instead of sleeping; the zero
+	// value is onnxruntime's default (always).
+	Spin Spin
+	// ProfilePrefix, when set, makes every session write onnxruntime's per-operator
+	// profile (Chrome trace JSON) to a file named PREFIX_<date>.json when it closes.
+	ProfilePrefix string
 	// MaxSessions is the default session cap for NewCache; 0 means DefaultMaxSessions.
 	MaxSessions int
 	// MaxBytes is the default cap on cached model bytes for NewCache; 0 means DefaultMaxBytes.
 	MaxBytes int64
+}
+
+// Spin is a policy for onnxruntime's intra-op threads waiting for work.
+type Spin int
+
+const (
+	// SpinAlways is onnxruntime's default: threads spin between the parallel parts of a
+	// run and for a while after it, taking cores from whatever else runs between runs.
+	SpinAlways Spin = iota
+	// SpinNever makes threads sleep whenever they wait (session.intra_op.allow_spinning=0):
+	// every parallel part of a run then pays a thread wake-up.
+	SpinNever
+	// SpinDuringRun spins inside a run and stops when the last concurrent run returns
+	// (session.force_spinning_stop=1): run latency of SpinAlways, idle cost of SpinNever.
+	SpinDuringRun
+)
+
+var spinNames = [...]string{SpinAlways: "always", SpinNever: "never", SpinDuringRun: "run"}
+
+func (s Spin) String() string {
+	if s >= 0 && int(s) < len(spinNames) {
+		return spinNames[s]
+	}
+	return fmt.Sprintf("Spin(%d)", int(s))
+}
+
+// ParseSpin reads a Spin policy by name: "always", "never" or "run".
+func ParseSpin(name string) (Spin, error) {
+	for i, n := range spinNames {
+		if name == n {
+			return Spin(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown spin policy %q (want always, never or run)", name)
 }
 
 // Defaults used by NewCache when neither its arguments nor the Config set a limit.
@@ -192,6 +229,9 @@ type Env struct {
 func NewEnv(cfg Config) (*Env, error) {
 	if cfg.IntraOpThreads < 0 || cfg.InterOpThreads < 0 || cfg.MaxSessions < 0 || cfg.MaxBytes < 0 {
 		return nil, fmt.Errorf("onnxrt: negative value in config %+v", cfg)
+	}
+	if cfg.Spin < 0 || int(cfg.Spin) >= len(spinNames) {
+		return nil, fmt.Errorf("onnxrt: unknown spin policy %v", cfg.Spin)
 	}
 	libPath, err := ResolveLibraryPath(cfg)
 	if err != nil {

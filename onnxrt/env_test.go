@@ -140,3 +140,55 @@ func TestNewEnvRejectsNegative(t *testing.T) {
 		t.Fatal("negative thread count accepted")
 	}
 }
+
+func TestParseSpin(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Spin
+		ok   bool
+	}{
+		{"always", SpinAlways, true},
+		{"never", SpinNever, true},
+		{"run", SpinDuringRun, true},
+		{"", 0, false},
+		{"Run", 0, false},
+		{"sometimes", 0, false},
+	} {
+		got, err := ParseSpin(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("ParseSpin(%q) = %v, %v; want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+		if tc.ok && got.String() != tc.in {
+			t.Errorf("%v.String() = %q, want %q", got, got.String(), tc.in)
+		}
+	}
+}
+
+// TestSpinPolicies runs a model under each policy; NewEnv refuses an unknown one.
+func TestSpinPolicies(t *testing.T) {
+	requireLibrary(t)
+	for _, spin := range []Spin{SpinAlways, SpinNever, SpinDuringRun} {
+		env, err := NewEnv(Config{IntraOpThreads: 2, InterOpThreads: 1, Spin: spin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := env.NewSession(tinyModel(t, 2, nil))
+		if err != nil {
+			t.Fatalf("%v: %v", spin, err)
+		}
+		for range 3 {
+			if err := runTiny(t, s, model{scale: 2}); err != nil {
+				t.Errorf("%v: %v", spin, err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := NewEnv(Config{Spin: Spin(7)}); err == nil {
+		t.Fatal("unknown spin policy accepted")
+	}
+}

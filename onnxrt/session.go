@@ -83,12 +83,13 @@ func (e *Env) NewSession(model []byte) (*Session, error) {
 	if err := opts.SetGraphOptimizationLevel(ort.GraphOptimizationLevelEnableAll); err != nil {
 		return nil, fmt.Errorf("onnxrt: new session: optimisation level: %w", err)
 	}
-	if e.cfg.NoSpin {
-		// Idle intra-op threads otherwise spin after each Run and take the cores from the
-		// HTTP work between runs.
-		if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
-			return nil, fmt.Errorf("onnxrt: new session: spinning: %w", err)
+	if e.cfg.ProfilePrefix != "" {
+		if err := opts.EnableProfiling(e.cfg.ProfilePrefix); err != nil {
+			return nil, fmt.Errorf("onnxrt: new session: profiling: %w", err)
 		}
+	}
+	if err := setSpin(opts, e.cfg.Spin); err != nil {
+		return nil, fmt.Errorf("onnxrt: new session: %w", err)
 	}
 
 	// Only the first output is fetched; onnxruntime skips work that feeds nothing else.
@@ -99,6 +100,25 @@ func (e *Env) NewSession(model []byte) (*Session, error) {
 	}
 	e.live.Add(1)
 	return &Session{env: e, sess: sess, inputs: inputs, outputs: outputs}, nil
+}
+
+func setSpin(opts *ort.SessionOptions, s Spin) error {
+	var entries [][2]string
+	switch s {
+	case SpinAlways:
+	case SpinNever:
+		entries = [][2]string{{"session.intra_op.allow_spinning", "0"}}
+	case SpinDuringRun:
+		entries = [][2]string{{"session.intra_op.allow_spinning", "1"}, {"session.force_spinning_stop", "1"}}
+	default:
+		return fmt.Errorf("spin policy %v", s)
+	}
+	for _, kv := range entries {
+		if err := opts.AddSessionConfigEntry(kv[0], kv[1]); err != nil {
+			return fmt.Errorf("spin policy %v: %s=%s: %w", s, kv[0], kv[1], err)
+		}
+	}
+	return nil
 }
 
 func convertInfos(in []ort.InputOutputInfo) []TensorInfo {

@@ -33,13 +33,18 @@ func run() error {
 	gap := flag.Duration("gap", 0, "idle time between runs, as a serial client leaves between requests")
 	touch := flag.Int("touch", 0, "bytes copied between runs (cache pollution of a request body)")
 	input := flag.String("input", "", "file whose last 4*N bytes are the input, little-endian float32 (a binary OIP request body)")
-	nospin := flag.Bool("nospin", false, "idle intra-op threads do not spin between runs (the gateway's default)")
+	profile := flag.String("profile", "", "write onnxruntime's per-operator profile to PREFIX_<date>.json")
+	spinName := flag.String("spin", "always", "when intra-op threads spin-wait: always (onnxruntime's default), never, or run (inside runs only)")
 	flag.Parse()
 	data, err := os.ReadFile(*model)
 	if err != nil {
 		return err
 	}
-	env, err := onnxrt.NewEnv(onnxrt.Config{IntraOpThreads: *threads, InterOpThreads: 1, NoSpin: *nospin})
+	spin, err := onnxrt.ParseSpin(*spinName)
+	if err != nil {
+		return err
+	}
+	env, err := onnxrt.NewEnv(onnxrt.Config{IntraOpThreads: *threads, InterOpThreads: 1, Spin: spin, ProfilePrefix: *profile})
 	if err != nil {
 		return err
 	}
@@ -97,6 +102,6 @@ func run() error {
 	ms := func(p float64) float64 {
 		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
 	}
-	return json.NewEncoder(os.Stdout).Encode(map[string]any{"model": *model, "batch": *batch, "threads": *threads, "nospin": *nospin, "runs": *n,
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"model": *model, "batch": *batch, "threads": *threads, "spin": spin.String(), "runs": *n,
 		"p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99)})
 }

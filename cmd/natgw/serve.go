@@ -16,6 +16,7 @@ import (
 
 	"github.com/natgw/natgw/cache"
 	"github.com/natgw/natgw/gateway"
+	"github.com/natgw/natgw/internal/affinity"
 	"github.com/natgw/natgw/onnxrt"
 	"github.com/natgw/natgw/specializer"
 	"github.com/natgw/natgw/task"
@@ -93,7 +94,9 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	ortLib := e.String("ort-lib", "ONNXRUNTIME_LIB", "", "path of libonnxruntime.so.1 (default: search, see scripts/install-onnxruntime.sh)")
 	ortThreads := e.Int("ort-threads", "NATGW_ORT_THREADS", 2, "onnxruntime intra-op threads per session")
 	ortWeb := e.String("ort-web", "NATGW_ORT_WEB_DIR", "", "onnxruntime-web files for in-browser inference on the page at / (default: search third_party/onnxruntime-web)")
-	ortSpin := e.Bool("ort-spin", "NATGW_ORT_SPIN", false, "let idle onnxruntime threads spin-wait between runs (lower latency when nothing else needs the cores)")
+	ortSpin := e.String("ort-spin", "NATGW_ORT_SPIN", "run", "when onnxruntime threads spin-wait for work: run (inside runs only), never, or always (also between runs)")
+	ortCPUs := e.String("ort-cpus", "NATGW_ORT_CPUS", "", "run inference threads on these CPUs (e.g. 1 or 2-3) and everything else on the others (empty: no pinning); --ort-threads must not exceed their number")
+	ortProfile := e.String("ort-profile", "NATGW_ORT_PROFILE", "", "write onnxruntime's per-operator profile of each session to PREFIX_<date>.json when the session closes (empty: off)")
 	maxSessions := e.Int("max-sessions", "NATGW_MAX_SESSIONS", onnxrt.DefaultMaxSessions, "onnxruntime sessions kept resident")
 	sessionBytes := e.Int64("session-bytes", "NATGW_SESSION_BYTES", onnxrt.DefaultMaxBytes, "model bytes kept resident in sessions")
 	maxBatch := e.Int("max-batch", "NATGW_MAX_BATCH", 16, "images per onnxruntime run (1 disables dynamic batching)")
@@ -117,6 +120,19 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError{fmt.Sprintf("--log-level %q: %v", *logLevel, err)}
 	}
+	spin, err := onnxrt.ParseSpin(*ortSpin)
+	if err != nil {
+		return usageError{"--ort-spin: " + err.Error()}
+	}
+	var cpus []int
+	if *ortCPUs != "" {
+		if cpus, err = affinity.Parse(*ortCPUs); err != nil {
+			return usageError{"--ort-cpus: " + err.Error()}
+		}
+		if *ortThreads < 1 || *ortThreads > len(cpus) {
+			return usageError{fmt.Sprintf("--ort-threads %d with --ort-cpus %s: give 1 to %d threads, one per pinned CPU", *ortThreads, affinity.Format(cpus), len(cpus))}
+		}
+	}
 	log := slog.New(slog.NewJSONHandler(env.stderr, &slog.HandlerOptions{Level: level}))
 
 	tasks, err := loadTasks(*models, log)
@@ -126,7 +142,14 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	cfg := gateway.Config{
 		Tasks: tasks, CacheBytes: *cacheBytes, Logger: log, Version: version,
 		MaxBodyBytes: *maxBody, MaxPixels: *maxPixels, AccessLog: *accessLog, WebRuntime: *ortWeb,
-		Batch: gateway.BatchConfig{MaxBatch: *maxBatch, MaxDelay: *batchDelay, Queue: *queue},
+		Batch: gateway.BatchConfig{MaxBatch: *maxBatch, MaxDelay: *batchDelay, Queue: *queue, CPUs: cpus},
+	}
+	if len(cpus) > 0 {
+		rest, err := affinity.Split(cpus)
+		if err != nil {
+			return fmt.Errorf("--ort-cpus: %w", err)
+		}
+		log.Info("inference pinned", "cpus", affinity.Format(cpus), "rest", affinity.Format(rest))
 	}
 	if *redisURL != "" {
 		r, err := cache.NewRedis(cache.RedisOptions{URL: *redisURL, Prefix: "natgw:", ReadTimeout: time.Second, WriteTimeout: time.Second})
@@ -137,7 +160,7 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 		cfg.Redis = r
 		log.Info("redis cache tier", "url", redactURL(*redisURL))
 	}
-	ortEnv, err := onnxrt.NewEnv(onnxrt.Config{LibraryPath: *ortLib, IntraOpThreads: *ortThreads, InterOpThreads: 1, NoSpin: !*ortSpin})
+	ortEnv, err := onnxrt.NewEnv(onnxrt.Config{LibraryPath: *ortLib, IntraOpThreads: *ortThreads, InterOpThreads: 1, Spin: spin, ProfilePrefix: *ortProfile})
 	if err != nil {
 		log.Warn("inference disabled", "err", err)
 	} else {

@@ -121,3 +121,21 @@ func TestServeBadFlags(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestServeBadOrtFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ort-spin", "sometimes"}, "--ort-spin"},
+		{[]string{"--ort-spin", ""}, "--ort-spin"},
+		{[]string{"--ort-cpus", "one"}, "--ort-cpus"},
+		{[]string{"--ort-cpus", "3-1"}, "--ort-cpus"},
+		{[]string{"--ort-cpus", "1", "--ort-threads", "2"}, "--ort-threads 2 with --ort-cpus 1"},
+	} {
+		_, _, err := runCLI(t, append([]string{"serve", "--models", t.TempDir()}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err) != 2 {
+			t.Errorf("%v: err %v, want a usage error containing %q", tc.args, err, tc.want)
+		}
+	}
+}

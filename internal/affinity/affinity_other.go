@@ -1,0 +1,16 @@
+//go:build !linux
+
+package affinity
+
+import "errors"
+
+var errUnsupported = errors.New("affinity: CPU pinning needs Linux")
+
+// Split is Linux-only.
+func Split(cpus []int) ([]int, error) { return nil, errUnsupported }
+
+// PinThread is Linux-only.
+func PinThread(cpus []int) error { return errUnsupported }
+
+// Thread is Linux-only.
+func Thread() ([]int, error) { return nil, errUnsupported }
