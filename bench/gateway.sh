@@ -52,21 +52,7 @@ model="$(curl -sf "$url/v1/models?task=$task&madds=$madds")"
 id="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$model")"
 r="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["resolution"])' "$model")"
 curl -sf -o "$work/model.onnx" "$url/v1/models/$id/model.onnx"
-python3 - "$r" "$work/req1.json" <<'PY'
-import json, random, sys
-r = int(sys.argv[1]); random.seed(1)
-json.dump({"inputs": [{"name": "input", "shape": [1, 3, r, r], "datatype": "FP32",
-                       "data": [round(random.uniform(-1, 1), 4) for _ in range(3 * r * r)]}]}, open(sys.argv[2], "w"))
-PY
-python3 - "$r" "$work/req1.bin" <<'PY'
-import json, random, struct, sys
-r = int(sys.argv[1]); random.seed(1)
-n = 3 * r * r
-hdr = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, r, r], "datatype": "FP32",
-                              "parameters": {"binary_data_size": 4 * n}}]}).encode()
-open(sys.argv[2], "wb").write(hdr + struct.pack("<%df" % n, *[random.uniform(-1, 1) for _ in range(n)]))
-open(sys.argv[2] + ".len", "w").write(str(len(hdr)))
-PY
+python3 bench/oipbody.py "$r" "$work"
 echo "{\"model\": $model}" | head -c 400; echo
 for c in 1 4 16; do
   echo "warm /v1/models, $c clients:"

@@ -33,15 +33,7 @@ conf() {
   id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$model")
   r=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["resolution"])' "$model")
   [[ -f $w/model.onnx ]] || curl -sf -o "$w/model.onnx" "$url/v1/models/$id/model.onnx"
-  [[ -f $w/req1.bin ]] || python3 - "$r" "$w/req1.bin" <<'PY'
-import json, random, struct, sys
-r = int(sys.argv[1]); random.seed(1)
-n = 3 * r * r
-hdr = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, r, r], "datatype": "FP32",
-                              "parameters": {"binary_data_size": 4 * n}}]}).encode()
-open(sys.argv[2], "wb").write(hdr + struct.pack("<%df" % n, *[random.uniform(-1, 1) for _ in range(n)]))
-open(sys.argv[2] + ".len", "w").write(str(len(hdr)))
-PY
+  [[ -f $w/req1.bin ]] || python3 bench/oipbody.py "$r" "$w"
   local lg=("$w/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$w/req1.bin" -header "Inference-Header-Content-Length: $(cat "$w/req1.bin.len")")
   "${lg[@]}" -n 50 -c 1 -warmup 10 >/dev/null
   local g o
