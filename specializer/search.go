@@ -34,6 +34,7 @@ type LatencyPredictor interface {
 // Entry sources written by the search.
 const (
 	SourceInitial = "initial"
+	SourceSeed    = "seed"
 	SourceSearch  = "search"
 )
 
@@ -47,6 +48,11 @@ type Config struct {
 
 	Evals          int    // total true evaluations, counting those already in the archive; required
 	InitialSamples int    // default min(100, Evals/2), at least 4 (surrogates need rows)
+	// Seeds are measured first, before the initial sample, and count toward Evals: known
+	// good archs, such as the network the pretrained weights came from at a few
+	// resolutions, that the search then explores around. A random sample of a space this
+	// large almost never lands near them.
+	Seeds []supernet.Arch
 	PerIteration   int    // candidates measured per iteration; default 8
 	Seed           uint64 // every random choice derives from (Seed, iteration)
 
@@ -182,6 +188,14 @@ func Search(ctx context.Context, cfg Config) error {
 	if s.measured >= cfg.Evals {
 		s.report(0, nil, nil)
 		return nil
+	}
+	for _, a := range cfg.Seeds {
+		if s.measured >= cfg.Evals {
+			break
+		}
+		if err := s.measure(ctx, a, SourceSeed, 0); err != nil {
+			return fmt.Errorf("seed %s: %w", a.JSON(), err)
+		}
 	}
 	for _, a := range InitialSample(s.spec, cfg.InitialSamples, cfg.Seed) {
 		if s.measured >= cfg.Evals {

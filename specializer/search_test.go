@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -146,5 +147,49 @@ func TestSearchConfigErrors(t *testing.T) {
 		if err := Search(context.Background(), cfg); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestSearchSeeds: seeds are measured first, marked as seeds, count toward Evals, and are
+// not measured again on a rerun; an arch outside the space fails the search.
+func TestSearchSeeds(t *testing.T) {
+	spec := supernet.OFAMobileNetV3(1.0, 10)
+	rng := rand.New(rand.NewPCG(3, 4))
+	seeds := []supernet.Arch{RandomArch(spec, rng), RandomArch(spec, rng), spec.Largest()}
+	const n = 40
+	arch := &task.Archive{}
+	ev := &synthetic{spec: spec}
+	cfg := searchConfig(ev, arch, "", n)
+	cfg.Seeds = seeds
+	if err := Search(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	es := arch.Snapshot()
+	if len(es) != n || ev.calls != n {
+		t.Fatalf("%d entries from %d evaluations, want %d", len(es), ev.calls, n)
+	}
+	for i, s := range seeds[:2] {
+		c, _ := spec.Canonical(s)
+		if es[i].Hash != c.Hash() || es[i].Source != SourceSeed {
+			t.Errorf("entry %d: %s from %q, want seed %s first", i, es[i].Hash[:12], es[i].Source, c.Hash()[:12])
+		}
+	}
+	// The largest is a seed and also in the initial sample: measured once, as a seed.
+	if e, ok := arch.Lookup(spec.Largest().Hash()); !ok || e.Source != SourceSeed {
+		t.Errorf("largest subnet: %+v, %v; want measured as a seed", e.Source, ok)
+	}
+	calls := ev.calls
+	cfg.Evals = n + 5
+	if err := Search(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.calls - calls; got != 5 {
+		t.Errorf("rerun with 5 more evals made %d evaluations", got)
+	}
+
+	bad := searchConfig(&synthetic{spec: spec}, &task.Archive{}, "", n)
+	bad.Seeds = []supernet.Arch{{KS: []int{3}, E: []int{3}, D: []int{2}, R: 1}}
+	if err := Search(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "seed") {
+		t.Errorf("seed outside the space: err %v", err)
 	}
 }

@@ -41,19 +41,64 @@ func ParseArch(data []byte) (Arch, error) {
 
 // ReadArchArg parses a command-line arch: inline JSON, or @path to a JSON file.
 func ReadArchArg(arg string) (Arch, error) {
-	data := []byte(arg)
-	if p, ok := strings.CutPrefix(arg, "@"); ok {
-		f, err := os.Open(p)
-		if err != nil {
-			return Arch{}, fmt.Errorf("arch: %w", err)
-		}
-		defer f.Close()
-		data, err = io.ReadAll(io.LimitReader(f, maxArchBytes+1))
-		if err != nil {
-			return Arch{}, fmt.Errorf("arch %s: %w", p, err)
-		}
+	data, err := readArg(arg, maxArchBytes)
+	if err != nil {
+		return Arch{}, fmt.Errorf("arch: %w", err)
 	}
 	return ParseArch(data)
+}
+
+// maxArchList bounds an arch list; a search measures a few dozen subnets.
+const maxArchList = 1024
+
+// ParseArchList decodes a JSON array of OFA arch objects, each as strictly as ParseArch.
+func ParseArchList(data []byte) ([]Arch, error) {
+	if len(data) > maxArchList*maxArchBytes/64 {
+		return nil, fmt.Errorf("arch list: %d bytes, more than %d", len(data), maxArchList*maxArchBytes/64)
+	}
+	var raw []json.RawMessage
+	if err := strictUnmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("arch list: want a JSON array of archs: %w", err)
+	}
+	if len(raw) > maxArchList {
+		return nil, fmt.Errorf("arch list: %d archs, more than %d", len(raw), maxArchList)
+	}
+	out := make([]Arch, len(raw))
+	for i, r := range raw {
+		a, err := ParseArch(r)
+		if err != nil {
+			return nil, fmt.Errorf("arch list: item %d: %w", i, err)
+		}
+		out[i] = a
+	}
+	return out, nil
+}
+
+// ReadArchListArg parses a command-line arch list: inline JSON, or @path to a JSON file.
+func ReadArchListArg(arg string) ([]Arch, error) {
+	data, err := readArg(arg, maxArchList*maxArchBytes/64)
+	if err != nil {
+		return nil, fmt.Errorf("arch list: %w", err)
+	}
+	return ParseArchList(data)
+}
+
+// readArg returns arg, or the first limit+1 bytes of the file it names as @path.
+func readArg(arg string, limit int) ([]byte, error) {
+	p, ok := strings.CutPrefix(arg, "@")
+	if !ok {
+		return []byte(arg), nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return data, nil
 }
 
 func strictUnmarshal(data []byte, v any) error {

@@ -2,10 +2,12 @@ package supernet
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -278,6 +280,62 @@ func FuzzParseArch(f *testing.F) {
 		back, err := s.Decode(x)
 		if err != nil || !back.Equal(c) {
 			t.Fatalf("round trip failed: %v", err)
+		}
+	})
+}
+
+func TestParseArchList(t *testing.T) {
+	one := `{"ks":[3],"e":[3],"d":[2],"r":128}`
+	for _, tc := range []struct {
+		in   string
+		n    int
+		fail bool
+	}{
+		{in: "[]", n: 0},
+		{in: "[" + one + "]", n: 1},
+		{in: "[" + one + "," + one + "]", n: 2},
+		{in: one, fail: true},                                             // not an array
+		{in: `[{"ks":[3],"x":1}]`, fail: true},                            // unknown field
+		{in: "[" + one + "] []", fail: true},                              // trailing data
+		{in: `[1]`, fail: true},                                           // not an arch
+		{in: "[" + strings.Repeat(one+",", 1024) + one + "]", fail: true}, // too many
+	} {
+		got, err := ParseArchList([]byte(tc.in))
+		if (err != nil) != tc.fail || len(got) != tc.n {
+			t.Errorf("ParseArchList(%.40q) = %d archs, %v; want %d (fail %v)", tc.in, len(got), err, tc.n, tc.fail)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "seeds.json")
+	if err := os.WriteFile(p, []byte("["+one+"]"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadArchListArg("@" + p); err != nil || len(got) != 1 || got[0].R != 128 {
+		t.Errorf("ReadArchListArg(@file) = %v, %v", got, err)
+	}
+	if _, err := ReadArchListArg("@" + p + ".missing"); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func FuzzParseArchList(f *testing.F) {
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`[{"ks":[3],"e":[3],"d":[2],"r":128}]`))
+	f.Add([]byte(`[{"ks":null},1]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		as, err := ParseArchList(data)
+		if err != nil {
+			return
+		}
+		// Every item must parse on its own as ParseArch parses it.
+		for i, a := range as {
+			b, err := json.Marshal(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := ParseArch(b)
+			if err != nil || !slices.Equal(again.KS, a.KS) || again.R != a.R {
+				t.Fatalf("item %d does not round-trip: %v", i, err)
+			}
 		}
 	})
 }

@@ -44,6 +44,7 @@ type adaptOptions struct {
 	half, latency                                     bool
 	budgets                                           string
 	ortThreads, workers                               int
+	seeds                                             []supernet.Arch
 }
 
 // cmdAdapt runs NAT's adaptation: alternate a surrogate-assisted search on the current
@@ -76,6 +77,7 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	fs.IntVar(&o.finalEvals, "final-evals", 48, "measured subnets of the final search, which the task serves")
 	fs.IntVar(&o.initial, "initial", 8, "random sample of each search (smallest and largest included)")
 	fs.IntVar(&o.perIter, "per-iter", 8, "subnets measured per surrogate iteration")
+	seedArchs := fs.String("seed-archs", "", `archs every search measures first, as a JSON array of OFA archs or @file.json (e.g. the pretrained network's own arch at a few resolutions): they join the archive, and so the fine-tuning elite, when they are good`)
 	fs.IntVar(&o.carry, "carry", 8, "best members of the previous archive re-measured first on the new weights")
 	fs.IntVar(&o.calib, "calib", 500, "BatchNorm calibration images from train (stored in the task for serving)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of sampling, data order, augmentation and search")
@@ -86,6 +88,12 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	fs.IntVar(&o.workers, "workers", 0, "image decoding goroutines (0: one per core)")
 	if err := parse(fs, args, "supernet", "data", "out"); err != nil {
 		return helpOK(err)
+	}
+	if *seedArchs != "" {
+		var err error
+		if o.seeds, err = supernet.ReadArchListArg(*seedArchs); err != nil {
+			return usageError{"adapt: --seed-archs: " + err.Error()}
+		}
 	}
 	if o.name == "" {
 		o.name = filepath.Base(filepath.Clean(o.out))
@@ -262,7 +270,7 @@ func (a *adapter) search(ctx context.Context, k int, sn *supernet.Supernet, fina
 	err = specializer.Search(ctx, specializer.Config{
 		Evaluator: ev, Archive: archive, ArchivePath: path, Evals: max(target, archive.Len()),
 		InitialSamples: a.o.initial, PerIteration: a.o.perIter, Seed: a.o.seed + uint64(k),
-		MeasureLatency: measureLatency, Progress: a.env.stderr,
+		MeasureLatency: measureLatency, Progress: a.env.stderr, Seeds: a.o.seeds,
 	})
 	if err != nil {
 		return nil, err

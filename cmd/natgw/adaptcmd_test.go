@@ -29,7 +29,13 @@ func TestAdaptAndEvaluate(t *testing.T) {
 		}
 	}
 	out := filepath.Join(dir, "models", "toy")
-	args := []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--iterations", "1", "--epochs", "1",
+	sn0, err := supernet.Load(ckpt, supernet.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := sn0.Spec.Largest()
+	seed.R = sn0.Spec.Resolutions[0] // not in the initial sample, which has the largest at its largest resolution
+	args := []string{"adapt", "--seed-archs", "[" + string(seed.JSON()) + "]", "--supernet", ckpt, "--data", data, "--out", out, "--iterations", "1", "--epochs", "1",
 		"--batch", "4", "--resolution", "32", "--evals", "5", "--final-evals", "6", "--initial", "4", "--per-iter", "2",
 		"--carry", "2", "--calib", "6", "--workers", "1", "--latency=false", "--budgets", "1G"}
 	_, stderr, err := runCLI(t, args...)
@@ -46,6 +52,16 @@ func TestAdaptAndEvaluate(t *testing.T) {
 		t.Fatal(err)
 	}
 	entries := tk.Archive.Snapshot()
+	if _, ok := tk.Archive.Lookup(seed.Hash()); !ok {
+		t.Errorf("the seed arch %s is not in the final archive", seed.JSON())
+	}
+	a0, err := task.LoadArchive(filepath.Join(out+".work", "archive-0.json"), sn0.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := a0.Lookup(seed.Hash()); !ok || e.Source != "seed" {
+		t.Errorf("first search: seed entry %+v (found %v), want source \"seed\"", e.Source, ok)
+	}
 	if len(entries) < 6 || len(tk.Calib) != 6 || tk.Name != "toy" || len(tk.Labels) != 3 {
 		t.Fatalf("task: %d entries, %d calibration images, name %q, labels %v", len(entries), len(tk.Calib), tk.Name, tk.Labels)
 	}

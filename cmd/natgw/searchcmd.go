@@ -55,6 +55,7 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	seed := fs.Uint64("seed", 1, "search seed")
 	perIter := fs.Int("per-iter", 8, "subnets measured per iteration")
 	initial := fs.Int("initial", 0, "initial random sample size (0: min(100, evals/2))")
+	seedArchs := fs.String("seed-archs", "", `archs measured first, before the random sample, as a JSON array of OFA archs or @file.json (e.g. the pretrained network's own arch at a few resolutions)`)
 	calib := fs.Int("calib", 500, "BatchNorm calibration images from train")
 	latency := fs.Bool("latency", false, "also measure each subnet's onnxruntime batch-1 latency on this machine (answers latency_ms budgets)")
 	ortThreads := fs.Int("ort-threads", 2, "onnxruntime intra-op threads for --latency")
@@ -63,6 +64,13 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	}
 	if *evals < 2 || *perIter < 1 || *calib < 1 || *initial < 0 {
 		return usageError{"search: --evals must be ≥ 2, --per-iter and --calib ≥ 1, --initial ≥ 0"}
+	}
+	var seeds []supernet.Arch
+	if *seedArchs != "" {
+		var err error
+		if seeds, err = supernet.ReadArchListArg(*seedArchs); err != nil {
+			return usageError{"search: --seed-archs: " + err.Error()}
+		}
 	}
 	tmpl, err := searchTemplate(*taskArg)
 	if err != nil {
@@ -92,7 +100,7 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	}
 	cfg := specializer.Config{
 		Evaluator: ev, Archive: archive, ArchivePath: *out, Evals: *evals, InitialSamples: *initial,
-		PerIteration: *perIter, Seed: *seed, Progress: env.stderr,
+		PerIteration: *perIter, Seed: *seed, Progress: env.stderr, Seeds: seeds,
 	}
 	if *latency {
 		ortEnv, err := onnxrt.NewEnv(onnxrt.Config{IntraOpThreads: *ortThreads, InterOpThreads: 1})

@@ -107,9 +107,37 @@ func TestSearchAndFrontCommands(t *testing.T) {
 		{"front"},
 		{"front", "--archive", out, "--models", "x"},
 		{"search", "--task", "shapes", "--supernet", ckpt, "--data", data, "--out", out, "--evals", "1"},
+		{"search", "--task", "shapes", "--supernet", ckpt, "--data", data, "--out", out, "--evals", "4", "--seed-archs", "{}"},
 	} {
 		if _, _, err := runCLI(t, bad...); exitCode(err) != 2 {
 			t.Errorf("%v: err %v, want a usage error", bad, err)
 		}
+	}
+}
+
+func TestSearchSeedArchs(t *testing.T) {
+	ckpt, data := searchFixture(t)
+	out := filepath.Join(t.TempDir(), "archive.json")
+	seed := `{"ks":[5,5,3,5],"e":[3,6,3,3],"d":[2,2],"r":48}`
+	if _, stderr, err := runCLI(t, "search", "--task", "shapes", "--supernet", ckpt, "--data", data, "--out", out,
+		"--evals", "6", "--initial", "4", "--per-iter", "2", "--calib", "4", "--seed-archs", "["+seed+"]"); err != nil {
+		t.Fatalf("search: %v\n%s", err, stderr)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct{ Entries []task.Entry }
+	if err := json.Unmarshal(raw, &a); err != nil || len(a.Entries) != 6 {
+		t.Fatalf("archive: %d entries, %v", len(a.Entries), err)
+	}
+	if e := a.Entries[0]; e.Source != "seed" || string(e.Arch.JSON()) != seed {
+		t.Errorf("first entry %s from %q, want the seed %s", e.Arch.JSON(), e.Source, seed)
+	}
+	// A seed outside the space fails the search with a message naming it.
+	_, _, err = runCLI(t, "search", "--task", "shapes", "--supernet", ckpt, "--data", data, "--out", filepath.Join(t.TempDir(), "b.json"),
+		"--evals", "6", "--calib", "4", "--seed-archs", `[{"ks":[5,5,5,5],"e":[3,3,3,3],"d":[2,1],"r":50}]`)
+	if err == nil || !strings.Contains(err.Error(), "seed") {
+		t.Errorf("seed outside the space: err %v", err)
 	}
 }
