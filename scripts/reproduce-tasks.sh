@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|cifar10-fixedwarm]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -196,6 +196,17 @@ tinyimagenet-source() {
 	done
 }
 
+# flowers_variant W LABEL DESCRIPTION: the flowers recipe's adaptation (without seeds, as these
+# variants ran) and test evaluation, from W/warm.safetensors into W/task.
+flowers_variant() {
+	local w=$1 label=$2 desc=$3
+	stage "$label: adapt" "$w/task/archive.json" \
+		$N adapt --supernet "$w/warm.safetensors" --data "$S/flowers102" --out "$w/task" --name flowers --work "$w/adapt" \
+		--description "$desc" --resolution 128 --iterations 2 --epochs 5 --lr 0.001 --evals 20 --final-evals 40 --calib 500
+	stage "$label: test evaluation" "$w/test.jsonl" \
+		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+}
+
 # flowers-from-source: the flowers pipeline started from the progressive-shrinking source
 # supernet (tinyimagenet-source) instead of the bare import, with the same epochs and flags.
 # The task lands in $WORK/flowers-from-source/task.
@@ -206,12 +217,7 @@ flowers-from-source() {
 	stage "flowers from source: warm-up" "$w/warm.safetensors" \
 		$N train --supernet "$src" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
 		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$w/warm.safetensors"
-	stage "flowers from source: adapt" "$w/task/archive.json" \
-		$N adapt --supernet "$w/warm.safetensors" --data "$S/flowers102" --out "$w/task" --name flowers --work "$w/adapt" \
-		--description "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet (Tiny-ImageNet source)" \
-		--resolution 128 --iterations 2 --epochs 5 --lr 0.001 --evals 20 --final-evals 40 --calib 500
-	stage "flowers from source: test evaluation" "$w/test.jsonl" \
-		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+	flowers_variant "$w" "flowers from source" "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet (Tiny-ImageNet source)"
 }
 
 # flowers-fixedwarm: the flowers pipeline with conventional transfer as its warm-up: the
@@ -225,30 +231,7 @@ flowers-fixedwarm() {
 	stage "flowers fixed warm-up: warm-up" "$w/warm.safetensors" \
 		$N train --supernet "$w/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
 		--lr 0.005 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed "{$MBV2,\"r\":128}" --calib 500 --out "$w/warm.safetensors"
-	stage "flowers fixed warm-up: adapt" "$w/task/archive.json" \
-		$N adapt --supernet "$w/warm.safetensors" --data "$S/flowers102" --out "$w/task" --name flowers --work "$w/adapt" \
-		--description "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet" \
-		--resolution 128 --iterations 2 --epochs 5 --lr 0.001 --evals 20 --final-evals 40 --calib 500
-	stage "flowers fixed warm-up: test evaluation" "$w/test.jsonl" \
-		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
-}
-
-# cifar10-fixedwarm: the cifar10 pipeline with the fixed MobileNetV2 fine-tuned as its
-# warm-up (4 of baseline (a)'s 6 epochs), then the same adaptation (1 x 2 epochs).
-cifar10-fixedwarm() {
-	local w=$WORK/cifar10-fixedwarm d=$WORK/cifar10/data
-	mkdir -p "$w"
-	[[ -d $d ]] || { echo "cifar10-fixedwarm: run cifar10 first (it splits $d)" >&2; return 1; }
-	stage "cifar10 fixed warm-up: import" "$w/imported.safetensors" cp "$WORK/cifar10/imported.safetensors" "$w/imported.safetensors"
-	stage "cifar10 fixed warm-up: warm-up" "$w/warm.safetensors" \
-		$N train --supernet "$w/imported.safetensors" --data "$d" --resolution 96 --batch 32 --epochs 4 \
-		--lr 0.005 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed "{$MBV2,\"r\":96}" --calib 500 --out "$w/warm.safetensors"
-	stage "cifar10 fixed warm-up: adapt" "$w/task/archive.json" \
-		$N adapt --supernet "$w/warm.safetensors" --data "$d" --out "$w/task" --name cifar10 --work "$w/adapt" --dataset cifar10 \
-		--description "CIFAR-10 (32 px, 4,500-image train subset), NAT-adapted MobileNetV2 supernet" \
-		--resolution 96 --iterations 1 --epochs 2 --lr 0.001 --evals 16 --final-evals 32 --calib 500
-	stage "cifar10 fixed warm-up: test evaluation" "$w/test.jsonl" \
-		sh -c "$N evaluate --task '$w/task' --data '$S/cifar10' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+	flowers_variant "$w" "flowers fixed warm-up" "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet"
 }
 
 for t in "${@:-flowers cifar10}"; do
