@@ -14,7 +14,7 @@ go test -count=1 -timeout 30m ./... "$@"
 # data sets in ../shared).
 shared="${NATGW_SHARED:-$root/../shared}"
 if [[ -d $shared/data/flowers102 && -d $shared/data/cifar10 ]]; then
-  "$root/scripts/check-claims.sh" flowers:100M cifar10:100M
+  "$root/scripts/check-claims.sh" flowers:25M flowers:100M cifar10:100M
 elif [[ ${NATGW_REQUIRE_SHARED:-} == 1 ]]; then
   echo "test.sh: $shared/data is missing: cannot check the shipped tasks' claims" >&2
   exit 1

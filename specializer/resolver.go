@@ -208,7 +208,7 @@ func (r *Resolver) Resolve(ctx context.Context, b Budget) (task.Entry, error) {
 	key := b.Key()
 	last, seen := r.searched[key]
 	r.mu.Unlock()
-	if model == nil || !r.farBelow(b, ans) || (seen && last == len(entries)) {
+	if model == nil || !r.farBelow(b, ans) || r.measuredNear(b, entries) || (seen && last == len(entries)) {
 		return ans, nil
 	}
 	if b.LatencyMS > 0 && r.cfg.Latency == nil {
@@ -228,6 +228,19 @@ func (r *Resolver) Resolve(ctx context.Context, b Budget) (task.Entry, error) {
 	}
 	r.enqueue(w)
 	return w, nil
+}
+
+// measuredNear reports whether a measured entry fits b without being far below it: the
+// archive already covers the budget's neighbourhood (a search there, such as the
+// adaptation's pre-resolution, measured its picks), so a surrogate search would only
+// re-predict what was measured to be worse.
+func (r *Resolver) measuredNear(b Budget, entries []task.Entry) bool {
+	for _, e := range entries {
+		if !e.Predicted && b.Fits(e) && !r.farBelow(b, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // farBelow reports whether every bound of b exceeds e's cost by more than the gap.

@@ -255,3 +255,69 @@ func TestResolverCapsPredictions(t *testing.T) {
 		}
 	}
 }
+
+// TestResolverNoSearchWhereMeasured: a budget far above its best fit is searched, unless a
+// measured (if worse) subnet already lies near the budget, as the adaptation's
+// pre-resolution leaves: then the measured best is the answer.
+func TestResolverNoSearchWhereMeasured(t *testing.T) {
+	spec := supernet.OFAMobileNetV3(1.0, 10)
+	arch := sparseArchive(t, spec, 30)
+	// A budget just under a measured entry whose best fit lies far below it.
+	es := arch.Snapshot()
+	sort.Slice(es, func(i, j int) bool { return es[i].MAdds < es[j].MAdds })
+	var b Budget
+	var best task.Entry
+	for i := 1; i < len(es) && b.IsZero(); i++ {
+		cand := Budget{MAdds: es[i].MAdds - 1}
+		fit, err := Best(es[:i], cand)
+		if err == nil && float64(fit.MAdds) < 0.7*float64(cand.MAdds) {
+			b, best = cand, fit
+		}
+	}
+	if b.IsZero() {
+		t.Fatal("the sample has no budget far above its best fit")
+	}
+	resolve := func(a *task.Archive) (task.Entry, int) {
+		r, err := NewResolver(ResolverConfig{Spec: spec, Archive: a, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		e, err := r.Resolve(context.Background(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, r.Searches()
+	}
+	if _, n := resolve(arch); n != 1 {
+		t.Fatalf("%d searches for a budget far above its best fit, want 1", n)
+	}
+
+	// A measured subnet, less accurate than the best, just under the budget.
+	ev := &synthetic{spec: spec}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for tries := 0; ; tries++ {
+		if tries > 200000 {
+			t.Fatalf("no random arch near the budget %d", b.MAdds)
+		}
+		a := RandomArch(spec, rng)
+		cnt, err := CountArch(spec, a)
+		if err != nil || cnt.MAdds > b.MAdds || cnt.MAdds < b.MAdds*91/100 {
+			continue
+		}
+		e, err := ev.Evaluate(context.Background(), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Top1 >= best.Top1 {
+			continue
+		}
+		e.Source = SourceResolve
+		arch.Put(e)
+		break
+	}
+	e, n := resolve(arch)
+	if n != 0 || e.Predicted || e.Hash != best.Hash {
+		t.Fatalf("got %s (predicted %v) after %d searches; want the measured best %s without searching", e.Hash[:12], e.Predicted, n, best.Hash[:12])
+	}
+}
