@@ -1,6 +1,7 @@
 package onnxrt
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -190,5 +191,35 @@ func TestSpinPolicies(t *testing.T) {
 	}
 	if _, err := NewEnv(Config{Spin: Spin(7)}); err == nil {
 		t.Fatal("unknown spin policy accepted")
+	}
+}
+
+// TestProfilePrefix: a session of an Env with ProfilePrefix writes onnxruntime's profile,
+// a JSON list of trace events, when it closes.
+func TestProfilePrefix(t *testing.T) {
+	requireLibrary(t)
+	prefix := filepath.Join(t.TempDir(), "prof")
+	env, err := NewEnv(Config{IntraOpThreads: 1, InterOpThreads: 1, ProfilePrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	s, err := env.NewSession(tinyModel(t, 2, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runTiny(t, s, model{scale: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(prefix + "_*.json")
+	if len(files) != 1 {
+		t.Fatalf("profile files %v, want one %s_*.json", files, prefix)
+	}
+	var events []map[string]any
+	if err := json.Unmarshal(readFile(t, files[0]), &events); err != nil || len(events) == 0 {
+		t.Fatalf("profile %s: %d events, %v", files[0], len(events), err)
 	}
 }

@@ -48,13 +48,17 @@ func ReadArchArg(arg string) (Arch, error) {
 	return ParseArch(data)
 }
 
-// maxArchList bounds an arch list; a search measures a few dozen subnets.
-const maxArchList = 1024
+// maxArchList bounds an arch list (a search measures a few dozen subnets), and
+// maxArchListBytes its JSON: a valid arch is well under a kilobyte.
+const (
+	maxArchList      = 1024
+	maxArchListBytes = maxArchList * 1024
+)
 
 // ParseArchList decodes a JSON array of OFA arch objects, each as strictly as ParseArch.
 func ParseArchList(data []byte) ([]Arch, error) {
-	if len(data) > maxArchList*maxArchBytes/64 {
-		return nil, fmt.Errorf("arch list: %d bytes, more than %d", len(data), maxArchList*maxArchBytes/64)
+	if len(data) > maxArchListBytes {
+		return nil, fmt.Errorf("arch list: %d bytes, more than %d", len(data), maxArchListBytes)
 	}
 	var raw []json.RawMessage
 	if err := strictUnmarshal(data, &raw); err != nil {
@@ -76,7 +80,7 @@ func ParseArchList(data []byte) ([]Arch, error) {
 
 // ReadArchListArg parses a command-line arch list: inline JSON, or @path to a JSON file.
 func ReadArchListArg(arg string) ([]Arch, error) {
-	data, err := readArg(arg, maxArchList*maxArchBytes/64)
+	data, err := readArg(arg, maxArchListBytes)
 	if err != nil {
 		return nil, fmt.Errorf("arch list: %w", err)
 	}
