@@ -48,11 +48,17 @@ func sizeClass(n int) int {
 func (a *arena) get(n int) []float32 {
 	c := sizeClass(n)
 	var b []float32
-	if l := a.free[c]; len(l) > 0 {
-		b = l[len(l)-1].b
-		l[len(l)-1] = freeBuf{}
-		a.free[c] = l[:len(l)-1]
-	} else {
+	// Its own class first, else a free buffer of up to twice the size: runs at another
+	// input resolution (elastic-resolution training) ask for other sizes, and allocating
+	// them all would overflow the limit and page in fresh memory every step.
+	for f := c; f <= 2*c && b == nil; f = sizeClass(f + 1) {
+		if l := a.free[f]; len(l) > 0 {
+			b = l[len(l)-1].b
+			l[len(l)-1] = freeBuf{}
+			a.free[f] = l[:len(l)-1]
+		}
+	}
+	if b == nil {
 		b = make([]float32, c)
 		a.held += c
 	}

@@ -32,13 +32,18 @@ func TestArenaReuse(t *testing.T) {
 	}{
 		// A run bigger than maxHeld keeps its buffers: repeating it allocates nothing.
 		{"big run repeated", 1024, [][]int{big, big, big}, 11264},
-		// Alternating subnets both stay cached while within 1.5× the peak run.
-		{"big and small alternate", 1024, [][]int{big, small, big, small}, 11264 + 1520},
+		// Alternating subnets both stay cached while within 1.5× the peak run (the
+		// small run's first 512 takes big's 1024: only 1008 of its floats are its own).
+		{"big and small alternate", 1024, [][]int{big, small, big, small}, 11264 + 1520 - 512},
+		// A smaller shape takes free buffers of up to twice its size before allocating
+		// (2000 takes the 2048, 3000 the 4096), but not larger ones (1000 does not take a
+		// 4096: it allocates its own class, 1024).
+		{"smaller shape reuses", 1 << 20, [][]int{{2048, 4096, 4096}, {2000, 3000, 1000}}, 2048 + 4096 + 4096 + 1024},
 		// Within maxHeld nothing is dropped.
-		{"under maxHeld", 1 << 20, [][]int{big, small, {8192}}, 11264 + 1520 + 8192},
+		{"under maxHeld", 1 << 20, [][]int{big, small, {8192}}, 11264 + 1520 - 512 + 8192},
 		// Over the limit the least recently used free buffers go, not the last run's.
 		// (limit 1.5×8192: dropping the 4096 of the first run suffices).
-		{"trim oldest", 1024, [][]int{{4096}, {2048}, {8192}}, 2048 + 8192},
+		{"trim oldest", 1024, [][]int{{4096}, {1024}, {8192}}, 1024 + 8192},
 		// Oldest first, then largest first, down to the limit (1.5×8192).
 		{"trim largest of oldest", 1024, [][]int{{1024, 2048, 3072, 512}, {8192}}, 8192 + 1024 + 2048 + 512},
 	} {
