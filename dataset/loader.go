@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -27,6 +28,11 @@ type Config struct {
 	CacheDecoded bool     // keep decoded images in memory (about 3·W·H bytes each)
 	Limits       preprocess.Limits
 	Logger       *slog.Logger // nil = slog.Default()
+	// Resolutions, when set (training batches only, with Augment), renders each batch at
+	// one of these sizes instead of Spec.Resolution, drawn uniformly per (Seed, epoch,
+	// batch): elastic-resolution training, so that subnets served at 96 px see 96-px
+	// images in training. Repeats weight a size.
+	Resolutions []int
 }
 
 // Batch is one batch. X and the slices are reused after fn returns: copy
@@ -35,6 +41,7 @@ type Batch struct {
 	X      []float32 // [N,3,R,R]
 	Labels []int
 	N      int
+	R      int // the batch's resolution
 	Paths  []string
 }
 
@@ -71,6 +78,14 @@ func NewLoader(cfg Config) (*Loader, error) {
 	}
 	if cfg.Workers == 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if len(cfg.Resolutions) > 0 && cfg.Augment == nil {
+		return nil, errors.New("dataset: Resolutions are for augmented training batches only")
+	}
+	for _, r := range cfg.Resolutions {
+		if r < 1 || r > preprocess.MaxResolution {
+			return nil, fmt.Errorf("dataset: resolution %d outside [1, %d]", r, preprocess.MaxResolution)
+		}
 	}
 	l := &Loader{cfg: cfg, log: cfg.Logger}
 	if l.log == nil {
@@ -124,6 +139,21 @@ func (l *Loader) order(epoch int) []int {
 	return r.Perm(n)
 }
 
+// batchRes is the resolution of batch bi of an epoch.
+func (l *Loader) batchRes(epoch, bi int) int {
+	rs := l.cfg.Resolutions
+	if len(rs) == 0 {
+		return l.cfg.Spec.Resolution
+	}
+	h := splitmix64(l.cfg.Seed ^ splitmix64(uint64(epoch)<<32|uint64(bi)) ^ 0x7e5017)
+	return rs[h%uint64(len(rs))]
+}
+
+// maxRes is the largest resolution a batch can have.
+func (l *Loader) maxRes() int {
+	return max(l.cfg.Spec.Resolution, slices.Max(append([]int{0}, l.cfg.Resolutions...)))
+}
+
 // itemRand is the generator for one item's augmentation in one epoch.
 func (l *Loader) itemRand(epoch, item int) *rand.Rand {
 	return rand.New(rand.NewPCG(splitmix64(l.cfg.Seed^splitmix64(uint64(epoch))), splitmix64(uint64(item))))
@@ -152,11 +182,11 @@ func (l *Loader) decode(path string) (*preprocess.RGB, error) {
 }
 
 // load writes item's tensor into dst; false means it was skipped.
-func (l *Loader) load(epoch, item int, dst []float32) bool {
+func (l *Loader) load(epoch, item, res int, dst []float32) bool {
 	path := l.cfg.Set.Items[item].Path
 	img, err := l.image(item)
 	if err == nil {
-		err = l.transform(epoch, item, img, dst)
+		err = l.transform(epoch, item, res, img, dst)
 	}
 	if err != nil {
 		l.skipped.Add(1)
@@ -166,13 +196,13 @@ func (l *Loader) load(epoch, item int, dst []float32) bool {
 	return true
 }
 
-func (l *Loader) transform(epoch, item int, img *preprocess.RGB, dst []float32) error {
+func (l *Loader) transform(epoch, item, res int, img *preprocess.RGB, dst []float32) error {
 	spec := l.cfg.Spec
 	if l.cfg.Augment == nil {
 		return spec.Tensor(img, dst)
 	}
 	r := l.itemRand(epoch, item)
-	res := spec.Resolution
+	spec.Resolution = res
 	if l.aug.RandomResizedCrop {
 		box := l.aug.cropBox(r, img.W, img.H)
 		if err := preprocess.ResizeRegion(img, box, res, res, dst); err != nil {
@@ -194,6 +224,7 @@ func (l *Loader) transform(epoch, item int, img *preprocess.RGB, dst []float32) 
 // batchBuf holds one batch while workers fill it.
 type batchBuf struct {
 	x     []float32
+	r     int // resolution
 	items []int
 	ok    []bool
 	wg    sync.WaitGroup
@@ -218,7 +249,7 @@ func (l *Loader) Epoch(ctx context.Context, epoch int, fn func(b Batch) error) e
 	if nb == 0 {
 		return nil
 	}
-	stride := l.cfg.Spec.TensorLen()
+	maxStride := 3 * l.maxRes() * l.maxRes()
 	bs := l.cfg.Batch
 
 	parent := ctx
@@ -228,7 +259,7 @@ func (l *Loader) Epoch(ctx context.Context, epoch int, fn func(b Batch) error) e
 	free := make(chan *batchBuf, prefetch)
 	ready := make(chan *batchBuf, prefetch)
 	for range prefetch {
-		free <- &batchBuf{x: make([]float32, bs*stride), ok: make([]bool, bs)}
+		free <- &batchBuf{x: make([]float32, bs*maxStride), ok: make([]bool, bs)}
 	}
 
 	var workers sync.WaitGroup
@@ -236,7 +267,8 @@ func (l *Loader) Epoch(ctx context.Context, epoch int, fn func(b Batch) error) e
 		workers.Go(func() {
 			for j := range jobs {
 				b := j.buf
-				b.ok[j.slot] = ctx.Err() == nil && l.load(epoch, b.items[j.slot], b.x[j.slot*stride:(j.slot+1)*stride])
+				stride := 3 * b.r * b.r
+				b.ok[j.slot] = ctx.Err() == nil && l.load(epoch, b.items[j.slot], b.r, b.x[j.slot*stride:(j.slot+1)*stride])
 				b.wg.Done()
 			}
 		})
@@ -256,6 +288,7 @@ func (l *Loader) Epoch(ctx context.Context, epoch int, fn func(b Batch) error) e
 			}
 			lo, hi := bi*bs, min((bi+1)*bs, len(order))
 			b.items = order[lo:hi]
+			b.r = l.batchRes(epoch, bi)
 			b.wg.Add(len(b.items))
 			for slot := range b.items {
 				select {
@@ -280,7 +313,7 @@ func (l *Loader) Epoch(ctx context.Context, epoch int, fn func(b Batch) error) e
 			break
 		}
 		// A batch whose every file was skipped is not passed on.
-		if batch := l.compact(b, stride); batch.N > 0 {
+		if batch := l.compact(b); batch.N > 0 {
 			if err := fn(batch); err != nil {
 				fnErr = err
 				break
@@ -306,7 +339,8 @@ func (l *Loader) Epoch(ctx context.Context, epoch int, fn func(b Batch) error) e
 }
 
 // compact moves the loaded items to the front and fills b.out.
-func (l *Loader) compact(b *batchBuf, stride int) Batch {
+func (l *Loader) compact(b *batchBuf) Batch {
+	stride := 3 * b.r * b.r
 	items := l.cfg.Set.Items
 	out := &b.out
 	out.Labels, out.Paths = out.Labels[:0], out.Paths[:0]
@@ -322,7 +356,7 @@ func (l *Loader) compact(b *batchBuf, stride int) Batch {
 		out.Paths = append(out.Paths, items[it].Path)
 		n++
 	}
-	out.N = n
+	out.N, out.R = n, b.r
 	out.X = b.x[:n*stride]
 	return *out
 }

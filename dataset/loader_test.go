@@ -24,16 +24,20 @@ type batchCopy struct {
 	X      []float32
 	Labels []int
 	Paths  []string
+	R      int
 }
 
 func collect(t *testing.T, l *Loader, epoch int) []batchCopy {
 	t.Helper()
 	var out []batchCopy
 	err := l.Epoch(context.Background(), epoch, func(b Batch) error {
-		if len(b.X) != b.N*3*l.cfg.Spec.Resolution*l.cfg.Spec.Resolution || len(b.Labels) != b.N || len(b.Paths) != b.N {
-			t.Errorf("inconsistent batch: N=%d, %d values, %d labels, %d paths", b.N, len(b.X), len(b.Labels), len(b.Paths))
+		if len(b.X) != b.N*3*b.R*b.R || len(b.Labels) != b.N || len(b.Paths) != b.N {
+			t.Errorf("inconsistent batch: N=%d, R=%d, %d values, %d labels, %d paths", b.N, b.R, len(b.X), len(b.Labels), len(b.Paths))
 		}
-		out = append(out, batchCopy{slices.Clone(b.X), slices.Clone(b.Labels), slices.Clone(b.Paths)})
+		if len(l.cfg.Resolutions) == 0 && b.R != l.cfg.Spec.Resolution {
+			t.Errorf("batch at %d px, want the spec's %d", b.R, l.cfg.Spec.Resolution)
+		}
+		out = append(out, batchCopy{slices.Clone(b.X), slices.Clone(b.Labels), slices.Clone(b.Paths), b.R})
 		return nil
 	})
 	if err != nil {
@@ -213,12 +217,54 @@ func TestLoaderDeterministic(t *testing.T) {
 	}
 }
 
+// TestLoaderResolutions checks elastic-resolution batches: every size drawn, reproducible,
+// and each batch exactly what a loader at that one size makes of the same items.
+func TestLoaderResolutions(t *testing.T) {
+	root := t.TempDir()
+	makeSet(t, root, "train", []string{"a", "b", "c"}, 10)
+	set, err := Open(root, "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aug := &Augment{RandomResizedCrop: true, HFlip: true}
+	load := func(workers int, spec int, rs []int) []batchCopy {
+		l, err := NewLoader(Config{Set: set, Spec: preprocess.DefaultSpec(spec), Batch: 2, Shuffle: true, Seed: 3,
+			Augment: aug, Workers: workers, Resolutions: rs, DropLast: true, Logger: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return collect(t, l, 1)
+	}
+	rs := []int{12, 20, 28}
+	multi := load(1, 16, rs)
+	if !equalBatches(multi, load(3, 16, rs)) {
+		t.Fatal("Workers=3 differs from Workers=1")
+	}
+	seen := map[int]int{}
+	single := map[int][]batchCopy{}
+	for _, r := range rs {
+		single[r] = load(2, r, nil)
+	}
+	for i, b := range multi {
+		if !slices.Contains(rs, b.R) {
+			t.Fatalf("batch %d at %d px, not one of %v", i, b.R, rs)
+		}
+		seen[b.R]++
+		if want := single[b.R][i]; !equalBatches([]batchCopy{b}, []batchCopy{want}) {
+			t.Errorf("batch %d at %d px differs from the single-resolution loader's", i, b.R)
+		}
+	}
+	if len(seen) != len(rs) {
+		t.Errorf("sizes drawn %v over %d batches, want all of %v", seen, len(multi), rs)
+	}
+}
+
 func equalBatches(a, b []batchCopy) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for i := range a {
-		if !slices.Equal(a[i].X, b[i].X) || !slices.Equal(a[i].Labels, b[i].Labels) || !slices.Equal(a[i].Paths, b[i].Paths) {
+		if a[i].R != b[i].R || !slices.Equal(a[i].X, b[i].X) || !slices.Equal(a[i].Labels, b[i].Labels) || !slices.Equal(a[i].Paths, b[i].Paths) {
 			return false
 		}
 	}
@@ -360,11 +406,16 @@ func TestNewLoaderErrors(t *testing.T) {
 	set := &Set{Items: []Item{{Path: "x.png"}}}
 	ok := Config{Set: set, Spec: preprocess.DefaultSpec(8), Batch: 1}
 	for name, mod := range map[string]func(*Config){
-		"nil set":    func(c *Config) { c.Set = nil },
-		"empty set":  func(c *Config) { c.Set = &Set{} },
-		"batch 0":    func(c *Config) { c.Batch = 0 },
-		"bad spec":   func(c *Config) { c.Spec.Resolution = 0 },
-		"workers -1": func(c *Config) { c.Workers = -1 },
+		"nil set":                     func(c *Config) { c.Set = nil },
+		"empty set":                   func(c *Config) { c.Set = &Set{} },
+		"batch 0":                     func(c *Config) { c.Batch = 0 },
+		"bad spec":                    func(c *Config) { c.Spec.Resolution = 0 },
+		"workers -1":                  func(c *Config) { c.Workers = -1 },
+		"resolutions without augment": func(c *Config) { c.Resolutions = []int{8, 16} },
+		"resolution 0":                func(c *Config) { c.Augment, c.Resolutions = &Augment{HFlip: true}, []int{8, 0} },
+		"resolution too large": func(c *Config) {
+			c.Augment, c.Resolutions = &Augment{HFlip: true}, []int{preprocess.MaxResolution + 1}
+		},
 	} {
 		c := ok
 		mod(&c)

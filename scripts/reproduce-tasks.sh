@@ -3,13 +3,16 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|cifar10-elasticres]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=$(cd "${NATGW_SHARED:-../shared}" && pwd)/data
 WORK=${WORK:-work/tasks}
+# Training at 160 px and above holds several GB of activations; a soft limit makes the
+# collector keep the heap near it instead of letting garbage double it.
+export GOMEMLIMIT=${GOMEMLIMIT:-14GiB}
 OUT=${OUT:-models}
 mkdir -p "$WORK" "$OUT" bin
 go build -o bin/natgw ./cmd/natgw
@@ -39,6 +42,16 @@ mbv2_seeds() {
 	echo "$out]"
 }
 
+# flowers_adapt WARM OUT WORK [flags...]: the flowers recipe's NAT adaptation.
+flowers_adapt() {
+	local warm=$1 out=$2 work=$3
+	shift 3
+	$N adapt --supernet "$warm" --data "$S/flowers102" --out "$out" --name flowers --work "$work" \
+		--description "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet" \
+		--resolution 128 --iterations 2 --epochs 5 --lr 0.001 --evals 20 --final-evals 40 --calib 500 \
+		--seed-archs "$(mbv2_seeds 96 128 160 192 224)" "$@"
+}
+
 flowers() {
 	local w=$WORK/flowers
 	mkdir -p "$w"
@@ -49,13 +62,17 @@ flowers() {
 	stage "flowers: warm-up" "$w/warm.safetensors" \
 		$N train --supernet "$w/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
 		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$w/warm.safetensors"
-	stage "flowers: adapt" "$OUT/flowers/archive.json" \
-		$N adapt --supernet "$w/warm.safetensors" --data "$S/flowers102" --out "$OUT/flowers" --work "$w/adapt" \
-		--description "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet" \
-		--resolution 128 --iterations 2 --epochs 5 --lr 0.001 --evals 20 --final-evals 40 --calib 500 \
-		--seed-archs "$(mbv2_seeds 96 128 160 192 224)"
+	stage "flowers: adapt" "$OUT/flowers/archive.json" flowers_adapt "$w/warm.safetensors" "$OUT/flowers" "$w/adapt"
 	stage "flowers: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/flowers' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+}
+
+# cifar10_adapt WARM OUT WORK [flags...]: the cifar10 recipe's NAT adaptation.
+cifar10_adapt() {
+	$N adapt --supernet "$1" --data "$WORK/cifar10/data" --out "$2" --name cifar10 --work "$3" --dataset cifar10 \
+		--description "CIFAR-10 (32 px, 4,500-image train subset), NAT-adapted MobileNetV2 supernet" \
+		--resolution 96 --iterations 1 --epochs 2 --lr 0.001 --evals 16 --final-evals 32 --calib 500 \
+		--seed-archs "$(mbv2_seeds 96 128 160)" "${@:4}"
 }
 
 cifar10() {
@@ -83,11 +100,7 @@ cifar10() {
 	stage "cifar10: warm-up" "$w/warm.safetensors" \
 		$N train --supernet "$w/imported.safetensors" --data "$d" --resolution 96 --batch 32 --epochs 4 \
 		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$w/warm.safetensors"
-	stage "cifar10: adapt" "$OUT/cifar10/archive.json" \
-		$N adapt --supernet "$w/warm.safetensors" --data "$d" --out "$OUT/cifar10" --work "$w/adapt" --dataset cifar10 \
-		--description "CIFAR-10 (32 px, 4,500-image train subset), NAT-adapted MobileNetV2 supernet" \
-		--resolution 96 --iterations 1 --epochs 2 --lr 0.001 --evals 16 --final-evals 32 --calib 500 \
-		--seed-archs "$(mbv2_seeds 96 128 160)"
+	stage "cifar10: adapt" "$OUT/cifar10/archive.json" cifar10_adapt "$w/warm.safetensors" "$OUT/cifar10" "$w/adapt"
 	stage "cifar10: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/cifar10' --data '$S/cifar10' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
@@ -232,6 +245,18 @@ flowers-fixedwarm() {
 		$N train --supernet "$w/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
 		--lr 0.005 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed "{$MBV2,\"r\":128}" --calib 500 --out "$w/warm.safetensors"
 	flowers_variant "$w" "flowers fixed warm-up" "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet"
+}
+
+# TASK-elasticres: the task's adaptation from its warm-up file with elastic-resolution
+# fine-tuning (each step's batch at one of the listed sizes, as OFA trains), val only: the
+# task lands in $WORK/TASK-elasticres/task.
+flowers-elasticres() { elasticres flowers 96,128,160; }
+cifar10-elasticres() { elasticres cifar10 96,128; }
+elasticres() {
+	local t=$1 w=$WORK/$1-elasticres
+	mkdir -p "$w"
+	stage "$t elastic resolution: adapt" "$w/task/archive.json" \
+		"${t}_adapt" "$WORK/$t/warm.safetensors" "$w/task" "$w/adapt" --train-resolutions "$2"
 }
 
 for t in "${@:-flowers cifar10}"; do

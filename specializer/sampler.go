@@ -42,6 +42,17 @@ func NewArchiveSampler(spec *supernet.Spec, entries []task.Entry, n int, uniform
 	return s, nil
 }
 
+// Resolutions are the elite's input sizes, one per member (so repeated): a training batch
+// whose size is drawn from it follows the elite's distribution of the resolution gene, as
+// the subnets drawn by Sample do for the others.
+func (s *ArchiveSampler) Resolutions() []int {
+	out := make([]int, len(s.elite))
+	for i, x := range s.elite {
+		out[i] = s.spec.Resolutions[x[0]]
+	}
+	return out
+}
+
 // Elite returns up to n measured entries taken front by front (accuracy vs MAdds), each
 // front sorted by MAdds. A front larger than the room left gives members spread evenly
 // along it, both ends included, so that no cost range is dropped.

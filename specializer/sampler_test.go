@@ -2,6 +2,7 @@ package specializer
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/natgw/natgw/supernet"
@@ -58,6 +59,9 @@ func TestArchiveSampler(t *testing.T) {
 	}
 	if !seenK[3] || !seenK[7] {
 		t.Fatalf("genes of both elite members expected, kernels seen %v", seenK)
+	}
+	if got := s.Resolutions(); !slices.Equal(got, []int{160, 224}) {
+		t.Errorf("elite resolutions %v, want [160 224]", got)
 	}
 	u, _ := NewArchiveSampler(spec, []task.Entry{small}, 1, 1)
 	seen5 := false

@@ -37,13 +37,13 @@ func BenchmarkSandwichStep(b *testing.B) {
 				labels[i] = rng.IntN(102)
 			}
 			ctx := context.Background()
-			if _, err := tr.Step(ctx, x, labels, 0.01); err != nil { // warm-up: graphs, arena
+			if _, err := tr.Step(ctx, x, cfg.Resolution, labels, 0.01); err != nil { // warm-up: graphs, arena
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			start := time.Now()
 			for b.Loop() {
-				if _, err := tr.Step(ctx, x, labels, 0.01); err != nil {
+				if _, err := tr.Step(ctx, x, cfg.Resolution, labels, 0.01); err != nil {
 					b.Fatal(err)
 				}
 			}

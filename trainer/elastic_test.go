@@ -36,7 +36,7 @@ func TestElasticLimitsSandwich(t *testing.T) {
 			}
 			x := noise(n*3*r*r, 3)
 			for range 4 {
-				if _, err := tr.Step(context.Background(), x, []int{0, 1, 2, 3}, cfg.LR); err != nil {
+				if _, err := tr.Step(context.Background(), x, cfg.Resolution, []int{0, 1, 2, 3}, cfg.LR); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -76,7 +76,7 @@ func TestTeacherGivesSoftTargets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tr.Step(context.Background(), x, labels, cfg.LR); err != nil {
+		if _, err := tr.Step(context.Background(), x, cfg.Resolution, labels, cfg.LR); err != nil {
 			t.Fatal(err)
 		}
 		return snapshot(sn)

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,7 +63,6 @@ func (t *Trainer) Fit(ctx context.Context, d Data) (Result, error) {
 	if spe == 0 || total == 0 {
 		return res, fmt.Errorf("trainer: nothing to do (%d batches per epoch, %d steps)", spe, total)
 	}
-	r := t.cfg.Resolution
 	start := time.Now()
 	lastLog := start
 	every := t.cfg.ProgressEvery
@@ -80,11 +80,12 @@ func (t *Trainer) Fit(ctx context.Context, d Data) (Result, error) {
 			if bi < skip {
 				return nil
 			}
+			r := cmp.Or(b.R, t.cfg.Resolution) // elastic-resolution loaders size each batch
 			if len(b.X) != b.N*3*r*r {
 				return fmt.Errorf("trainer: batch has %d values for %d images at %d px", len(b.X), b.N, r)
 			}
 			s := t.step
-			sr, err := t.Step(ctx, b.X, b.Labels, t.cfg.lrAt(s, total))
+			sr, err := t.Step(ctx, b.X, r, b.Labels, t.cfg.lrAt(s, total))
 			if err != nil {
 				return err
 			}

@@ -50,7 +50,7 @@ func TestStepsFitFixedBatch(t *testing.T) {
 	}
 	var first, last StepResult
 	for s := range 40 {
-		res, err := tr.Step(context.Background(), x, labels, cfg.LR)
+		res, err := tr.Step(context.Background(), x, cfg.Resolution, labels, cfg.LR)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestFixedTrainsOneSubnet(t *testing.T) {
 	before := snapshot(sn)
 	x := noise(n*3*r*r, 1)
 	labels := []int{0, 1, 2, 3, 4, 0, 1, 2}
-	res, err := tr.Step(context.Background(), x, labels, cfg.LR)
+	res, err := tr.Step(context.Background(), x, cfg.Resolution, labels, cfg.LR)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestTrainableLimitsUpdate(t *testing.T) {
 	before := snapshot(sn)
 	x := noise(n*3*r*r, 2)
 	for range 2 {
-		if _, err := tr.Step(context.Background(), x, []int{0, 1, 2, 3, 4, 0, 1, 2}, cfg.LR); err != nil {
+		if _, err := tr.Step(context.Background(), x, cfg.Resolution, []int{0, 1, 2, 3, 4, 0, 1, 2}, cfg.LR); err != nil {
 			t.Fatal(err)
 		}
 	}

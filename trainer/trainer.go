@@ -77,7 +77,7 @@ type Config struct {
 	Checkpoint      string
 	Progress        io.Writer     // progress lines (stderr); nil = none
 	ProgressEvery   time.Duration // 0 = 10s
-	GraphCache      int           // compiled subnet graphs kept (0 = 8)
+	GraphCache      int           // compiled subnet graphs kept (0 = 12: the largest and smallest at three resolutions, and others)
 }
 
 // DefaultConfig returns OFA's training hyper-parameters (fine-tuning learning rate).
@@ -128,7 +128,7 @@ func New(sn *supernet.Supernet, cfg Config) (*Trainer, error) {
 		}
 	}
 	if cfg.GraphCache <= 0 {
-		cfg.GraphCache = 8
+		cfg.GraphCache = 12
 	}
 	t := &Trainer{cfg: cfg, sn: sn, opt: &SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay}}
 	t.pcg = rand.NewPCG(cfg.Seed, cfg.Seed^0x7a1e5eed)
@@ -207,14 +207,14 @@ type StepResult struct {
 	LearningRate float64
 }
 
-// Step runs one sandwich step on a batch x [n,3,R,R] with integer labels: forward and
+// Step runs one sandwich step on a batch x [n,3,r,r] with integer labels: forward and
 // backward of the largest subnet (its softmax becomes the soft target of the others),
 // the smallest and cfg.Subnets sampled ones, gradients summed, then one SGD update at
 // learning rate lr.
-func (t *Trainer) Step(ctx context.Context, x []float32, labels []int, lr float64) (StepResult, error) {
+func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr float64) (StepResult, error) {
 	s := t.sn.Spec
-	n, r, k := len(labels), t.cfg.Resolution, s.Classes
-	if n == 0 || len(x) != n*3*r*r {
+	n, k := len(labels), s.Classes
+	if n == 0 || r < 1 || len(x) != n*3*r*r {
 		return StepResult{}, fmt.Errorf("trainer: batch of %d labels with %d values, want %d", n, len(x), n*3*r*r)
 	}
 	archs := []supernet.Arch{s.Largest(), t.smallest()}

@@ -44,6 +44,8 @@ type adaptOptions struct {
 	half, latency                                     bool
 	budgets                                           string
 	ortThreads, workers                               int
+	trainRes                                          []int // batch sizes drawn per step; nil: res only
+	eliteRes                                          bool  // draw them from the elite's resolution genes
 	seeds                                             []supernet.Arch
 }
 
@@ -65,6 +67,7 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	fs.IntVar(&o.epochs, "epochs", 3, "fine-tuning epochs per iteration")
 	fs.IntVar(&o.batch, "batch", 32, "images per training step")
 	fs.IntVar(&o.res, "resolution", 128, "training resolution (subnets are measured at their own)")
+	trainRes := fs.String("train-resolutions", "", `input sizes of the fine-tuning batches, one drawn per step for every subnet of it: "elite" (the resolution genes of the subnets drawn from, as NAT draws whole subnets from the archive) or a comma-separated list; empty: --resolution only`)
 	fs.IntVar(&o.subnets, "subnets", 1, "archive-drawn subnets per step besides the largest and the smallest")
 	fs.Float64Var(&o.lr, "lr", 0.001, "peak learning rate of each fine-tuning round")
 	fs.Float64Var(&o.wd, "weight-decay", 4e-5, "weight decay (not on BatchNorm and bias tensors)")
@@ -93,6 +96,16 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 		var err error
 		if o.seeds, err = supernet.ReadArchListArg(*seedArchs); err != nil {
 			return usageError{"adapt: --seed-archs: " + err.Error()}
+		}
+	}
+	switch *trainRes {
+	case "":
+	case "elite":
+		o.eliteRes = true
+	default:
+		var err error
+		if o.trainRes, err = parseSizes(*trainRes); err != nil {
+			return usageError{"adapt: --train-resolutions: " + err.Error()}
 		}
 	}
 	if o.name == "" {
@@ -349,9 +362,13 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archi
 	if err != nil {
 		return err
 	}
+	sizes := a.o.trainRes
+	if a.o.eliteRes {
+		sizes = sampler.Resolutions()
+	}
 	loader, err := dataset.NewLoader(dataset.Config{Set: a.trainSet, Spec: a.tmpl, Batch: a.o.batch, Shuffle: true,
 		Seed: a.o.seed + uint64(k), Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: a.o.cropScale, ScaleMax: 1, HFlip: true},
-		Workers: a.o.workers, DropLast: true, CacheDecoded: true})
+		Workers: a.o.workers, DropLast: true, CacheDecoded: true, Resolutions: sizes})
 	if err != nil {
 		return err
 	}
@@ -371,7 +388,11 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archi
 		}
 		a.progress("iteration %d/%d: fine-tuning resumed at step %d", k, a.o.iterations, tr.StepCount())
 	}
-	a.progress("iteration %d/%d: fine-tuning %d epochs at %d px on subnets drawn from the %d best", k, a.o.iterations, a.o.epochs, a.o.res, a.o.elite)
+	px := fmt.Sprint(a.o.res)
+	if len(sizes) > 0 {
+		px = sizeList(sizes)
+	}
+	a.progress("iteration %d/%d: fine-tuning %d epochs at %s px on subnets drawn from the %d best", k, a.o.iterations, a.o.epochs, px, a.o.elite)
 	res, err := tr.Fit(ctx, trainer.Data{Train: loader})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -37,10 +38,13 @@ func TestAdaptAndEvaluate(t *testing.T) {
 	seed.R = sn0.Spec.Resolutions[0] // not in the initial sample, which has the largest at its largest resolution
 	args := []string{"adapt", "--seed-archs", "[" + string(seed.JSON()) + "]", "--supernet", ckpt, "--data", data, "--out", out, "--iterations", "1", "--epochs", "1",
 		"--batch", "4", "--resolution", "32", "--evals", "5", "--final-evals", "6", "--initial", "4", "--per-iter", "2",
-		"--carry", "2", "--calib", "6", "--workers", "1", "--latency=false", "--budgets", "1G"}
+		"--carry", "2", "--calib", "6", "--workers", "1", "--latency=false", "--budgets", "1G", "--train-resolutions", "elite"}
 	_, stderr, err := runCLI(t, args...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !regexp.MustCompile(`fine-tuning 1 epochs at (24|32)(×\d+)?(,(24|32)(×\d+)?)? px`).MatchString(stderr) {
+		t.Errorf("fine-tuning not at the elite's resolutions:\n%s", stderr)
 	}
 	for _, want := range []string{"iteration 0/1: search", "iteration 0/1: fine-tuning", "iteration 1/1: search", "adapt: carried", "adapt: budget 1G:", "wrote task \"toy\""} {
 		if !strings.Contains(stderr, want) {

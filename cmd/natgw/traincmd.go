@@ -65,6 +65,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	fixed := fs.String("fixed", "", "train only this subnet (OFA arch JSON or @file): conventional fine-tuning of a fixed architecture")
 	dropout := fs.Float64("dropout", -1, "dropout before the classifier (-1: the spec's)")
 	only := fs.String("train-only", "", "comma-separated tensor-name prefixes that are updated (e.g. classifier. for a linear probe); empty: all")
+	sizes := fs.String("resolutions", "", "comma-separated input sizes of the training batches, one drawn per step (elastic resolution; validation stays at --resolution); empty: --resolution only")
 	cropScale := fs.Float64("crop-scale", 0.5, "smallest area fraction of the random resized crop")
 	elastic := fs.String("elastic", "all", "elastic dimensions of the sandwich, a subset of ks,d,e (progressive shrinking: ks, then ks,d, then all); the others stay at their largest")
 	teacherCkpt := fs.String("teacher", "", "distil from this checkpoint's largest subnet, frozen (e.g. the imported pretrained network), instead of the largest subnet being trained")
@@ -117,12 +118,19 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	if *cropScale <= 0 || *cropScale > 1 {
 		return usageError{"train: --crop-scale in (0, 1]"}
 	}
+	var trainSizes []int
+	if *sizes != "" {
+		if trainSizes, err = parseSizes(*sizes); err != nil {
+			return usageError{"train: --resolutions: " + err.Error()}
+		}
+	}
 	eval, err := supernetPreprocess(sn, *res)
 	if err != nil {
 		return err
 	}
 	trainLoader, err := dataset.NewLoader(dataset.Config{Set: trainSet, Spec: eval, Batch: *batch, Shuffle: true, Seed: *seed,
-		Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: *cropScale, ScaleMax: 1, HFlip: true}, Workers: *workers, DropLast: true, CacheDecoded: true})
+		Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: *cropScale, ScaleMax: 1, HFlip: true}, Workers: *workers, DropLast: true, CacheDecoded: true,
+		Resolutions: trainSizes})
 	if err != nil {
 		return err
 	}
