@@ -142,8 +142,12 @@ func decodeOIPInto(body []byte, headerLen, r, maxBatch int, dst []float32) (x []
 			return nil, 0, 0, "", badRequest("infer request: %d bytes of binary data, shape %v needs %d", len(bin), in.Shape, 4*want)
 		}
 		x = x[:want]
-		for i := range x {
-			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(bin[4*i:]))
+		if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 { // the wire's layout is the machine's: copy whole
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*want), bin) // one memmove
+		} else {
+			for i := range x {
+				x[i] = math.Float32frombits(binary.LittleEndian.Uint32(bin[4*i:]))
+			}
 		}
 	} else if x, err = flatten(in.Data, x, want, 0); err != nil {
 		return nil, 0, 0, "", badRequest("infer request: data: %v", err)
