@@ -119,4 +119,7 @@ func TestAdaptAndEvaluate(t *testing.T) {
 	if _, _, err := runCLI(t, "adapt", "--supernet", ckpt, "--data", data, "--out", filepath.Join(dir, "Bad Name")); err == nil {
 		t.Fatal("invalid task name accepted")
 	}
+	if _, _, err := runCLI(t, "adapt", "--supernet", ckpt, "--data", data, "--out", filepath.Join(dir, "other"), "--train-resolutions", "best"); err == nil {
+		t.Fatal("--train-resolutions best accepted")
+	}
 }

@@ -38,6 +38,7 @@ type trainFlagsRecord struct {
 	LR         float64 `json:"lr"`
 	Seed       uint64  `json:"seed"`
 	Elastic    string  `json:"elastic"`
+	Sizes      []int   `json:"resolutions,omitempty"` // training batch sizes when elastic
 	Teacher    string  `json:"teacher,omitempty"`
 }
 
@@ -205,7 +206,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 		Steps: result.Steps, StepsRun: result.StepsRun, ImagesPerSec: result.ImagesPerSec,
 		FinalLoss: result.FinalLoss, FirstLoss: result.FirstLoss, Evals: result.Evals,
 		Out: *out, State: *state, Spec: sn.Spec.Name, Classes: sn.Spec.Classes,
-		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt},
+		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt, Sizes: trainSizes},
 	})
 	if err != nil {
 		return err
