@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|cifar10-elasticres]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -42,6 +42,12 @@ mbv2_seeds() {
 	echo "$out]"
 }
 
+# flowers_warm OUT [flags...]: the flowers recipe's warm-up from the import.
+flowers_warm() {
+	$N train --supernet "$WORK/flowers/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
+		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$1" "${@:2}"
+}
+
 # flowers_adapt WARM OUT WORK [flags...]: the flowers recipe's NAT adaptation.
 flowers_adapt() {
 	local warm=$1 out=$2 work=$3
@@ -59,20 +65,24 @@ flowers() {
 		$N import-tflite --model "$TFL/mobilenet_v2_1.0_224_quant.tflite" --labels "$TFL/imagenet_labels.txt" \
 		--calib "$S/flowers102/train" --calib-images 1020 --resolution 128 --id mobilenet_v2_1.0_224_quant \
 		--out "$w/imported.safetensors"
-	stage "flowers: warm-up" "$w/warm.safetensors" \
-		$N train --supernet "$w/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
-		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$w/warm.safetensors"
+	stage "flowers: warm-up" "$w/warm.safetensors" flowers_warm "$w/warm.safetensors"
 	stage "flowers: adapt" "$OUT/flowers/archive.json" flowers_adapt "$w/warm.safetensors" "$OUT/flowers" "$w/adapt"
 	stage "flowers: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/flowers' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
 
-# cifar10_adapt WARM OUT WORK [flags...]: the cifar10 recipe's NAT adaptation.
+# CIFAR-10's warm-up and adaptation draw each batch at 96 or 128 px (elastic resolution), so
+# that its 128-px subnets train at their own size; chosen on val (docs/results.md).
+cifar10_warm() {
+	$N train --supernet "$WORK/cifar10/imported.safetensors" --data "$WORK/cifar10/data" --resolution 96 --resolutions 96,128 \
+		--batch 32 --epochs 4 --subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$1"
+}
+
 cifar10_adapt() {
 	$N adapt --supernet "$1" --data "$WORK/cifar10/data" --out "$2" --name cifar10 --work "$3" --dataset cifar10 \
 		--description "CIFAR-10 (32 px, 4,500-image train subset), NAT-adapted MobileNetV2 supernet" \
 		--resolution 96 --iterations 1 --epochs 2 --lr 0.001 --evals 16 --final-evals 32 --calib 500 \
-		--seed-archs "$(mbv2_seeds 96 128 160)" "${@:4}"
+		--seed-archs "$(mbv2_seeds 96 128 160)" --train-resolutions 96,128
 }
 
 cifar10() {
@@ -97,9 +107,7 @@ cifar10() {
 		$N import-tflite --model "$TFL/mobilenet_v2_1.0_224_quant.tflite" --labels "$TFL/imagenet_labels.txt" \
 		--calib "$d/train" --calib-images 1000 --resolution 96 --id mobilenet_v2_1.0_224_quant \
 		--out "$w/imported.safetensors"
-	stage "cifar10: warm-up" "$w/warm.safetensors" \
-		$N train --supernet "$w/imported.safetensors" --data "$d" --resolution 96 --batch 32 --epochs 4 \
-		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$w/warm.safetensors"
+	stage "cifar10: warm-up" "$w/warm.safetensors" cifar10_warm "$w/warm.safetensors"
 	stage "cifar10: adapt" "$OUT/cifar10/archive.json" cifar10_adapt "$w/warm.safetensors" "$OUT/cifar10" "$w/adapt"
 	stage "cifar10: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/cifar10' --data '$S/cifar10' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
@@ -247,16 +255,24 @@ flowers-fixedwarm() {
 	flowers_variant "$w" "flowers fixed warm-up" "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet"
 }
 
-# TASK-elasticres: the task's adaptation from its warm-up file with elastic-resolution
-# fine-tuning (each step's batch at one of the listed sizes, as OFA trains), val only: the
-# task lands in $WORK/TASK-elasticres/task.
-flowers-elasticres() { elasticres flowers 96,128,160; }
-cifar10-elasticres() { elasticres cifar10 96,128; }
-elasticres() {
-	local t=$1 w=$WORK/$1-elasticres
+# flowers-elasticres: the flowers adaptation from the recipe's warm-up file with
+# elastic-resolution fine-tuning (each step's batch at 96, 128 or 160 px, as OFA trains), val
+# only: the task lands in $WORK/flowers-elasticres/task.
+flowers-elasticres() {
+	local w=$WORK/flowers-elasticres
 	mkdir -p "$w"
-	stage "$t elastic resolution: adapt" "$w/task/archive.json" \
-		"${t}_adapt" "$WORK/$t/warm.safetensors" "$w/task" "$w/adapt" --train-resolutions "$2"
+	stage "flowers elastic resolution: adapt" "$w/task/archive.json" \
+		flowers_adapt "$WORK/flowers/warm.safetensors" "$w/task" "$w/adapt" --train-resolutions 96,128,160
+}
+
+# flowers-elasticwarm: the flowers recipe with its warm-up and adaptation batches drawn at 96,
+# 128 or 160 px, val only: the task lands in $WORK/flowers-elasticwarm/task.
+flowers-elasticwarm() {
+	local w=$WORK/flowers-elasticwarm
+	mkdir -p "$w"
+	stage "flowers elastic warm-up: warm-up" "$w/warm.safetensors" flowers_warm "$w/warm.safetensors" --resolutions 96,128,160
+	stage "flowers elastic warm-up: adapt" "$w/task/archive.json" \
+		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --train-resolutions 96,128,160
 }
 
 for t in "${@:-flowers cifar10}"; do
