@@ -2,7 +2,8 @@
 # A/B of the gateway's inference settings on one shipped model, the configurations
 # interleaved in one run because this machine's speed drifts over minutes. Per configuration:
 # /v2 infer batch-1 p50 (binary tensor extension, one client) against in-process Run with the
-# same settings (bench/ortrun), 3 alternating pairs; then 16 clients' throughput.
+# same settings (bench/ortrun), 3 alternating pairs, the gateway measured through bench/loadgen
+# and through bench/rawclient.py (no client library); then 16 clients' throughput.
 # Usage: CONFS="never run pin1 nb-never nb-run nb-pin1" TASK=flowers MADDS=300M bash bench/inference-ab.sh
 #   never/run/always: 2 intra-op threads with that spin policy; pin1: 1 thread pinned to CPU 1
 #   (--ort-cpus 1; ortrun under taskset -c 1); nb-*: the same with --max-batch 1.
@@ -39,8 +40,9 @@ conf() {
   local g o
   for _ in 1 2 3; do
     g=$("${lg[@]}" -n 150 -c 1 -warmup 10 | p50)
+    raw=$(/usr/bin/python3 bench/rawclient.py 127.0.0.1 "$port" "/v2/models/$id/infer" "$w/req1.bin" "$(cat "$w/req1.bin.len")" 150 | p50)
     o=$($prefix "$w/ortrun" -model "$w/model.onnx" -n 150 -batch 1 -threads "$threads" -spin "$spin" | p50)
-    echo "{\"conf\": \"$name\", \"gateway_p50_ms\": $g, \"in_process_p50_ms\": $o, \"ratio\": $(python3 -c "print(round($g / $o, 3))")}"
+    echo "{\"conf\": \"$name\", \"gateway_p50_ms\": $g, \"gateway_raw_client_p50_ms\": $raw, \"in_process_p50_ms\": $o, \"ratio\": $(python3 -c "print(round($g / $o, 3))"), \"ratio_raw_client\": $(python3 -c "print(round($raw / $o, 3))")}"
   done
   echo "{\"conf\": \"$name\", \"c16\": $("${lg[@]}" -n 1000 -c 16 -warmup 50)}"
   kill "$pid"; wait "$pid" 2>/dev/null || true
