@@ -1,6 +1,8 @@
 // Package trainer trains a weight-sharing supernet on the CPU: each step runs the sandwich
 // rule (largest, smallest and N sampled subnets, soft targets from the largest) with
 // gradients landing in the shared supernet tensors, then one SGD (Nesterov) update.
+// Every subnet of a step runs at the batch's input size, which a loader with several
+// Resolutions draws per step (OFA's elastic resolution).
 //
 // A subnet's forward and backward pass is a gorgonia expression graph. Every heavy layer
 // (convolution, depthwise convolution, BatchNorm+activation, squeeze-excite pieces,

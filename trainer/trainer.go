@@ -42,7 +42,7 @@ func (u UniformSampler) Sample(r *rand.Rand) supernet.Arch {
 // DefaultConfig gives OFA-like values.
 type Config struct {
 	Batch      int // images per step (required)
-	Resolution int // input size (required)
+	Resolution int // input size of validation and of training batches that carry none (required); a loader with Resolutions sizes each batch itself
 	Epochs     int // passes over the training data (Fit)
 	MaxSteps   int // stop after this many steps in all; 0 = Epochs' worth
 	Subnets    int // random subnets per step besides the largest and the smallest
