@@ -48,14 +48,16 @@ flowers_warm() {
 		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$1" "${@:2}"
 }
 
-# flowers_adapt WARM OUT WORK [flags...]: the flowers recipe's NAT adaptation.
+# flowers_adapt WARM OUT WORK [flags...]: the flowers recipe's NAT adaptation. Its batches
+# are drawn at 96, 128 (half of them) or 160 px, so that subnets train at the sizes they are
+# served at; chosen on val (docs/results.md).
 flowers_adapt() {
 	local warm=$1 out=$2 work=$3
 	shift 3
 	$N adapt --supernet "$warm" --data "$S/flowers102" --out "$out" --name flowers --work "$work" \
 		--description "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet" \
 		--resolution 128 --iterations 2 --epochs 5 --lr 0.001 --evals 20 --final-evals 40 --calib 500 \
-		--seed-archs "$(mbv2_seeds 96 128 160 192 224)" "$@"
+		--seed-archs "$(mbv2_seeds 96 128 160 192 224)" --train-resolutions 96,128,128,160 "$@"
 }
 
 flowers() {
@@ -255,9 +257,9 @@ flowers-fixedwarm() {
 	flowers_variant "$w" "flowers fixed warm-up" "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet"
 }
 
-# flowers-elasticres: the flowers adaptation from the recipe's warm-up file with
-# elastic-resolution fine-tuning (each step's batch at 96, 128 or 160 px, as OFA trains), val
-# only: the task lands in $WORK/flowers-elasticres/task.
+# flowers-elasticres: the flowers adaptation from the recipe's warm-up file with each step's
+# batch at 96, 128 or 160 px evenly (the list given last replaces the recipe's), val only: the
+# task lands in $WORK/flowers-elasticres/task.
 flowers-elasticres() {
 	local w=$WORK/flowers-elasticres
 	mkdir -p "$w"
@@ -266,7 +268,7 @@ flowers-elasticres() {
 }
 
 # flowers-elasticwarm: the flowers recipe with its warm-up and adaptation batches drawn at 96,
-# 128 or 160 px, val only: the task lands in $WORK/flowers-elasticwarm/task.
+# 128 or 160 px evenly, val only: the task lands in $WORK/flowers-elasticwarm/task.
 flowers-elasticwarm() {
 	local w=$WORK/flowers-elasticwarm
 	mkdir -p "$w"
