@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/onnxrt"
 	"github.com/natgw/natgw/supernet"
 )
@@ -72,14 +72,7 @@ func writeShapes(t testing.TB, perSplit map[string]int) string {
 						img.Set(x, y, px)
 					}
 				}
-				f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%03d.png", i)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := png.Encode(f, img); err != nil {
-					t.Fatal(err)
-				}
-				f.Close()
+				testutil.WritePNG(t, filepath.Join(dir, fmt.Sprintf("%03d.png", i)), img)
 			}
 		}
 	}

@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
 )
@@ -21,24 +20,13 @@ import (
 func TestFitElasticResolution(t *testing.T) {
 	root := t.TempDir()
 	for c, class := range []string{"a", "b", "c"} {
-		dir := filepath.Join(root, "train", class)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
 		for i := range 8 {
 			img := image.NewRGBA(image.Rect(0, 0, 20, 20))
 			for p := range img.Pix {
 				img.Pix[p] = uint8(40*c + 3*i + p%7)
 			}
 			img.Set(0, 0, color.RGBA{255, 0, 0, 255})
-			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%d.png", i)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := png.Encode(f, img); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
+			testutil.WritePNG(t, filepath.Join(root, "train", class, fmt.Sprintf("%d.png", i)), img)
 		}
 	}
 	set, err := dataset.Open(root, "train")

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
 )
@@ -53,12 +53,7 @@ func searchFixture(t *testing.T) (ckpt, data string) {
 						img.Set(p%40, p/40, color.RGBA{128, 128, 128, 255})
 					}
 				}
-				f, err := os.Create(filepath.Join(d, fmt.Sprintf("%d.png", i)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				png.Encode(f, img)
-				f.Close()
+				testutil.WritePNG(t, filepath.Join(d, fmt.Sprintf("%d.png", i)), img)
 			}
 		}
 	}

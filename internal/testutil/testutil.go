@@ -1,6 +1,7 @@
 // Package testutil holds the helpers natgw's tests share: finding the repository
 // root and the read-only shared material, reading raw float32 fixtures, comparing
-// float32 outputs, and finding a python3 that can serve as a reference tool.
+// float32 outputs, writing PNG images for small data sets, and finding a python3 that can
+// serve as a reference tool.
 //
 // Import it from _test.go files only; it depends on package testing.
 //
@@ -12,9 +13,12 @@
 package testutil
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"io/fs"
 	"math"
 	"os"
@@ -177,4 +181,20 @@ func lastLine(out []byte) string {
 		s = s[i+1:]
 	}
 	return s
+}
+
+// WritePNG encodes img as a PNG file at path, creating its folder: tests build small
+// image-folder data sets from it.
+func WritePNG(t testing.TB, path string, img image.Image) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -3,6 +3,9 @@ package testutil
 import (
 	"encoding/binary"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -281,4 +284,24 @@ func FuzzDecodeF32(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestWritePNG(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 3, 2))
+	img.Set(2, 1, color.RGBA{200, 10, 30, 255})
+	path := filepath.Join(t.TempDir(), "a", "b", "x.png")
+	WritePNG(t, path, img)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, g, b, a := got.At(2, 1).RGBA()
+	if got.Bounds() != img.Bounds() || [4]uint32{r, g, b, a} != [4]uint32{200 * 0x101, 10 * 0x101, 30 * 0x101, 0xffff} {
+		t.Fatalf("decoded %v, pixel %v", got.Bounds(), got.At(2, 1))
+	}
 }
