@@ -46,15 +46,15 @@ type Config struct {
 	// measurement, so a killed search loses at most the measurement in progress.
 	ArchivePath string
 
-	Evals          int    // total true evaluations, counting those already in the archive; required
-	InitialSamples int    // default min(100, Evals/2), at least 4 (surrogates need rows)
+	Evals          int // total true evaluations, counting those already in the archive; required
+	InitialSamples int // default min(100, Evals/2), at least 4 (surrogates need rows)
 	// Seeds are measured first, before the initial sample, and count toward Evals: known
 	// good archs, such as the network the pretrained weights came from at a few
 	// resolutions, that the search then explores around. A random sample of a space this
 	// large almost never lands near them.
-	Seeds []supernet.Arch
-	PerIteration   int    // candidates measured per iteration; default 8
-	Seed           uint64 // every random choice derives from (Seed, iteration)
+	Seeds        []supernet.Arch
+	PerIteration int    // candidates measured per iteration; default 8
+	Seed         uint64 // every random choice derives from (Seed, iteration)
 
 	// Objectives are the costs beside accuracy; default {ObjMAdds}. Candidates are spread
 	// along the first cost.
