@@ -57,6 +57,9 @@ type batcher struct {
 	res   int
 	imgSz int // floats per image
 	queue chan *inferReq
+	// joined holds a batch of several requests' images, reused by every such batch: a
+	// fresh one is up to MaxBatch images (4.9 MB at 160 px) of never-touched pages.
+	joined []float32
 }
 
 // infer runs n images (x is [n,3,R,R]) through model id, batched with concurrent requests.
@@ -207,7 +210,10 @@ func (b *batcher) run(batch []*inferReq, total int) {
 	}
 	x := live[0].x
 	if len(live) > 1 {
-		x = make([]float32, 0, n*b.imgSz)
+		if cap(b.joined) < n*b.imgSz {
+			b.joined = make([]float32, 0, max(n, b.s.cfg.Batch.MaxBatch)*b.imgSz)
+		}
+		x = b.joined[:0]
 		for _, r := range live {
 			x = append(x, r.x...)
 		}

@@ -559,3 +559,76 @@ func TestPanicAndRequestID(t *testing.T) {
 		t.Fatalf("unsafe incoming id not replaced: %q", id)
 	}
 }
+
+// TestBatchedAnswersMatchSerial sends distinct images at once, several rounds, so that they
+// share onnxruntime runs (and the batcher's reused input buffer): every answer must be the
+// one the same image gets alone.
+func TestBatchedAnswersMatchSerial(t *testing.T) {
+	sessions, env := testSessions(t)
+	ts := newTestServer(t, Config{Tasks: []*task.Task{testTask(t, "shapes")}, Sessions: sessions, LiveSessions: env.LiveSessions,
+		Batch: BatchConfig{MaxBatch: 8, MaxDelay: 20 * time.Millisecond}})
+	var m struct {
+		ID         string `json:"id"`
+		Resolution int    `json:"resolution"`
+	}
+	if res := ts.get(t, "/v1/models?task=shapes&madds=1G", &m); res.StatusCode != 200 {
+		t.Fatalf("models: %d", res.StatusCode)
+	}
+	infer := func(x []float32) ([]float32, error) {
+		body, _ := json.Marshal(map[string]any{"inputs": []map[string]any{{"name": "input",
+			"shape": []int{1, 3, m.Resolution, m.Resolution}, "datatype": "FP32", "data": x}}})
+		res, err := http.Post(ts.http.URL+"/v2/models/"+m.ID+"/infer", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		defer res.Body.Close()
+		var out struct {
+			Outputs []struct {
+				Data []float32 `json:"data"`
+			} `json:"outputs"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != 200 || len(out.Outputs) != 1 {
+			return nil, fmt.Errorf("infer: %d %v", res.StatusCode, err)
+		}
+		return out.Outputs[0].Data, nil
+	}
+	const n = 8
+	inputs, alone := make([][]float32, n), make([][]float32, n)
+	for i := range n {
+		inputs[i] = make([]float32, 3*m.Resolution*m.Resolution)
+		for j := range inputs[i] {
+			inputs[i][j] = float32(math.Sin(float64(i*7919+j) * 0.37))
+		}
+		var err error
+		if alone[i], err = infer(inputs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 3 {
+		got := make([][]float32, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { got[i], errs[i] = infer(inputs[(i+round)%n]) })
+		}
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("round %d, request %d: %v", round, i, errs[i])
+			}
+			if d := testutil.MaxAbsDiff(t, got[i], alone[(i+round)%n]); d > 1e-4 {
+				t.Fatalf("round %d: image %d answered %v in a batch, %v alone (max diff %g)", round, (i+round)%n, got[i], alone[(i+round)%n], d)
+			}
+		}
+	}
+	var sum, count float64
+	res := ts.get(t, "/metrics", nil)
+	body, _ := io.ReadAll(res.Body)
+	for line := range strings.SplitSeq(string(body), "\n") {
+		fmt.Sscanf(line, "natgw_inference_batch_size_sum %g", &sum)
+		fmt.Sscanf(line, "natgw_inference_batch_size_count %g", &count)
+	}
+	if count == 0 || sum <= count {
+		t.Fatalf("no batch held more than one image (%g images in %g runs)", sum, count)
+	}
+}

@@ -321,10 +321,11 @@ func (s *Server) oipInfer(c *gin.Context) error {
 			return badRequest("%s: %q is not a length", binaryHeader, truncate(v, 32))
 		}
 	}
-	x, n, classify, reqID, err := decodeOIPInto(body, headerLen, info.Resolution, s.cfg.Batch.MaxBatch,
-		s.bufs.getFloats(3*info.Resolution*info.Resolution))
+	dst := s.bufs.getFloats(3 * info.Resolution * info.Resolution)
+	x, n, classify, reqID, err := decodeOIPInto(body, headerLen, info.Resolution, s.cfg.Batch.MaxBatch, dst)
 	s.bufs.putBytes(body) // decoding copied everything out of it
 	if err != nil {
+		s.bufs.putFloats(dst) // a refused request must not cost a fresh buffer next time
 		return err
 	}
 	logits, err := s.infer(c.Request.Context(), info, x, n)
