@@ -8,9 +8,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/natgw/natgw/internal/sysmon"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		// A server idles between requests; see package sysmon for what that costs each run.
+		if err := sysmon.Settle(); err != nil {
+			fmt.Fprintln(os.Stderr, "natgw: warning:", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
