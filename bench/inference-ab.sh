@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # A/B of the gateway's inference settings on one shipped model, the configurations
 # interleaved in one run because this machine's speed drifts over minutes. Per configuration:
-# /v2 infer batch-1 p50 (binary tensor extension, one client) against in-process Run with the
-# same settings (bench/ortrun), 3 alternating pairs, the gateway measured through bench/loadgen
-# and through bench/rawclient.py (no client library); then 16 clients' throughput.
+#  - batch 1, 3 times: bench/ortrun -pair alternates one in-process Run with one /v2 infer
+#    request (binary tensor extension, one raw keep-alive socket) 300 times and reports both
+#    p50s and the median of the per-pair ratios; then bench/rawclient.py alone as a check;
+#  - the in-process ceiling of batching: ortrun at batch 16 against batch 1, images/s;
+#  - 16 clients' throughput through bench/loadgen.
+# The in-process side runs with the same runtime setting the gateway gives itself
+# (GODEBUG=schedtrace, package internal/sysmon), so that the ratio is the gateway's own cost.
 # Usage: CONFS="never run pin1 nb-never nb-run nb-pin1" TASK=flowers MADDS=300M bash bench/inference-ab.sh
 #   never/run/always: 2 intra-op threads with that spin policy; pin1: 1 thread pinned to CPU 1
-#   (--ort-cpus 1; ortrun under taskset -c 1); nb-*: the same with --max-batch 1.
+#   (--ort-cpus 1; ortrun under taskset -c 1); nb-*: the same with --max-batch 1;
+#   run-nosysmon: run with the gateway's runtime left as it is (NATGW_SYSMON=default).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -20,13 +25,14 @@ go build -o "$w/ortrun" ./bench/ortrun
 mkdir -p "$w/models" && cp -a "models/$task" "$w/models/$task"
 port=$((20000 + RANDOM % 20000))
 url="http://127.0.0.1:$port"
+sysmon=schedtrace=2147483647 # internal/sysmon.Setting
 p50() { grep -o '"p50_ms":[0-9.]*' | cut -d: -f2; }
 
 # conf NAME SPIN THREADS ORTRUN_PREFIX SERVE_FLAGS...
 conf() {
   local name=$1 spin=$2 threads=$3 prefix=$4
   shift 4
-  "$w/natgw" serve --models "$w/models" --addr "127.0.0.1:$port" --access-log=false --log-level warn \
+  env ${GWENV:-} "$w/natgw" serve --models "$w/models" --addr "127.0.0.1:$port" --access-log=false --log-level warn \
     --ort-threads "$threads" --ort-spin "$spin" "$@" 2>"$w/serve.log" &
   local pid=$! model id r
   for _ in $(seq 200); do curl -sf "$url/v2/health/ready" >/dev/null && break; sleep 0.1; done
@@ -36,20 +42,24 @@ conf() {
   [[ -f $w/model.onnx ]] || curl -sf -o "$w/model.onnx" "$url/v1/models/$id/model.onnx"
   [[ -f $w/req1.bin ]] || python3 bench/oipbody.py "$r" "$w"
   local lg=("$w/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$w/req1.bin" -header "Inference-Header-Content-Length: $(cat "$w/req1.bin.len")")
+  local ort=(env "GODEBUG=$sysmon" $prefix "$w/ortrun" -model "$w/model.onnx" -threads "$threads" -spin "$spin")
   "${lg[@]}" -n 50 -c 1 -warmup 10 >/dev/null
-  local g o
-  for _ in 1 2 3; do
-    g=$("${lg[@]}" -n 150 -c 1 -warmup 10 | p50)
+  local k raw b1 b16
+  for k in 1 2 3; do
+    echo "{\"conf\": \"$name\", \"pairs\": $("${ort[@]}" -n 300 -input "$w/req1.bin" -header-len "$(cat "$w/req1.bin.len")" -pair "$url/v2/models/$id/infer")}"
     raw=$(/usr/bin/python3 bench/rawclient.py 127.0.0.1 "$port" "/v2/models/$id/infer" "$w/req1.bin" "$(cat "$w/req1.bin.len")" 150 | p50)
-    o=$($prefix "$w/ortrun" -model "$w/model.onnx" -n 150 -batch 1 -threads "$threads" -spin "$spin" | p50)
-    echo "{\"conf\": \"$name\", \"gateway_p50_ms\": $g, \"gateway_raw_client_p50_ms\": $raw, \"in_process_p50_ms\": $o, \"ratio\": $(python3 -c "print(round($g / $o, 3))"), \"ratio_raw_client\": $(python3 -c "print(round($raw / $o, 3))")}"
+    echo "{\"conf\": \"$name\", \"gateway_raw_client_p50_ms\": $raw}"
   done
+  b1=$("${ort[@]}" -n 320 -batch 1 | p50)
+  b16=$("${ort[@]}" -n 20 -batch 16 | p50)
+  echo "{\"conf\": \"$name\", \"in_process_batch1_p50_ms\": $b1, \"in_process_batch16_p50_ms\": $b16, \"in_process_batching_gain\": $(python3 -c "print(round(16 * $b1 / $b16, 3))")}"
   echo "{\"conf\": \"$name\", \"c16\": $("${lg[@]}" -n 1000 -c 16 -warmup 50)}"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 for c in ${CONFS:-never run pin1 nb-never nb-run nb-pin1}; do
   case $c in
     never|run|always) conf "$c" "$c" 2 "" ;;
+    run-nosysmon) GWENV=NATGW_SYSMON=default conf "$c" run 2 "" ;;
     pin1) conf pin1 run 1 "taskset -c 1" --ort-cpus 1 ;;
     nb-never|nb-run|nb-always) conf "$c" "${c#nb-}" 2 "" --max-batch 1 ;;
     nb-pin1) conf nb-pin1 run 1 "taskset -c 1" --ort-cpus 1 --max-batch 1 ;;

@@ -1,6 +1,7 @@
 // Command ortrun times in-process onnxruntime Run on an ONNX file (batch N, random input)
 // and prints latency percentiles as JSON: the baseline the gateway's inference latency is
-// compared with.
+// compared with. With -pair it alternates each Run with the same request to a running
+// gateway and reports both sides and their ratio.
 package main
 
 import (
@@ -34,6 +35,8 @@ func run() error {
 	touch := flag.Int("touch", 0, "bytes copied between runs (cache pollution of a request body)")
 	input := flag.String("input", "", "file whose last 4*N bytes are the input, little-endian float32 (a binary OIP request body)")
 	profile := flag.String("profile", "", "write onnxruntime's per-operator profile to PREFIX_<date>.json")
+	pair := flag.String("pair", "", "also time this gateway URL (a /v2/models/ID/infer path), alternating one request with one Run; needs -input and -header-len")
+	headerLen := flag.Int("header-len", -1, "with -pair: the JSON header's length in the -input body (Inference-Header-Content-Length)")
 	spinName := flag.String("spin", "always", "when intra-op threads spin-wait: always (onnxruntime's default), never, or run (inside runs only)")
 	flag.Parse()
 	data, err := os.ReadFile(*model)
@@ -63,12 +66,18 @@ func run() error {
 	for i := range x {
 		x[i] = rand.Float32()*2 - 1
 	}
+	if *pair != "" && (*input == "" || *headerLen < 0 || *batch != 1) {
+		return fmt.Errorf("-pair needs -input, -header-len and batch 1")
+	}
+	var raw []byte
 	if *input != "" {
-		raw, err := os.ReadFile(*input)
+		if raw, err = os.ReadFile(*input); err != nil {
+			return err
+		}
+		tail, err := bodyTail(raw, len(x))
 		if err != nil {
 			return err
 		}
-		tail := raw[len(raw)-4*len(x):]
 		for i := range x {
 			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(tail[4*i:]))
 		}
@@ -82,6 +91,16 @@ func run() error {
 		if _, _, err := sess.Run(ctx, x, shape); err != nil {
 			return err
 		}
+	}
+	if *pair != "" {
+		local, remote, ratio, err := pairs(ctx, sess, x, shape, *pair, raw, *headerLen, *n)
+		if err != nil {
+			return err
+		}
+		lp, rp := percentile(local, 0.5), percentile(remote, 0.5)
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{"model": *model, "threads": *threads, "spin": spin.String(), "pairs": *n,
+			"in_process_p50_ms": ms(lp), "gateway_p50_ms": ms(rp), "ratio_p50": math.Round(float64(rp)/float64(lp)*1000) / 1000,
+			"ratio_median_of_pairs": math.Round(ratio*1000) / 1000})
 	}
 	lat := make([]time.Duration, *n)
 	for i := range lat {
@@ -98,10 +117,14 @@ func run() error {
 		}
 		lat[i] = time.Since(t0)
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	ms := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
-	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{"model": *model, "batch": *batch, "threads": *threads, "spin": spin.String(), "runs": *n,
-		"p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99)})
+		"p50_ms": ms(percentile(lat, 0.5)), "p90_ms": ms(percentile(lat, 0.9)), "p99_ms": ms(percentile(lat, 0.99))})
 }
+
+// percentile sorts lat and returns its p-quantile.
+func percentile(lat []time.Duration, p float64) time.Duration {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
