@@ -4,7 +4,8 @@
 #  - batch 1, 3 times: bench/ortrun -pair alternates one in-process Run with one /v2 infer
 #    request (binary tensor extension, one raw keep-alive socket) 300 times and reports both
 #    p50s and the median of the per-pair ratios; then bench/rawclient.py alone as a check;
-#  - the in-process ceiling of batching: ortrun at batch 16 against batch 1, images/s;
+#  - the in-process ceiling of batching: ortrun -ceiling 16 (16 batch-1 runs against one
+#    batch-16 run of the same images, alternating; median gain in images/s);
 #  - 16 clients' throughput through bench/loadgen.
 # The in-process side runs with the same runtime setting the gateway gives itself
 # (GODEBUG=schedtrace, package internal/sysmon), so that the ratio is the gateway's own cost.
@@ -44,15 +45,13 @@ conf() {
   local lg=("$w/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$w/req1.bin" -header "Inference-Header-Content-Length: $(cat "$w/req1.bin.len")")
   local ort=(env "GODEBUG=$sysmon" $prefix "$w/ortrun" -model "$w/model.onnx" -threads "$threads" -spin "$spin")
   "${lg[@]}" -n 50 -c 1 -warmup 10 >/dev/null
-  local k raw b1 b16
+  local k raw
   for k in 1 2 3; do
     echo "{\"conf\": \"$name\", \"pairs\": $("${ort[@]}" -n 300 -input "$w/req1.bin" -header-len "$(cat "$w/req1.bin.len")" -pair "$url/v2/models/$id/infer")}"
     raw=$(/usr/bin/python3 bench/rawclient.py 127.0.0.1 "$port" "/v2/models/$id/infer" "$w/req1.bin" "$(cat "$w/req1.bin.len")" 150 | p50)
     echo "{\"conf\": \"$name\", \"gateway_raw_client_p50_ms\": $raw}"
   done
-  b1=$("${ort[@]}" -n 320 -batch 1 | p50)
-  b16=$("${ort[@]}" -n 20 -batch 16 | p50)
-  echo "{\"conf\": \"$name\", \"in_process_batch1_p50_ms\": $b1, \"in_process_batch16_p50_ms\": $b16, \"in_process_batching_gain\": $(python3 -c "print(round(16 * $b1 / $b16, 3))")}"
+  echo "{\"conf\": \"$name\", \"in_process_ceiling\": $("${ort[@]}" -n 15 -ceiling 16)}"
   echo "{\"conf\": \"$name\", \"c16\": $("${lg[@]}" -n 1000 -c 16 -warmup 50)}"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }

@@ -37,6 +37,7 @@ func run() error {
 	profile := flag.String("profile", "", "write onnxruntime's per-operator profile to PREFIX_<date>.json")
 	pair := flag.String("pair", "", "also time this gateway URL (a /v2/models/ID/infer path), alternating one request with one Run; needs -input and -header-len")
 	headerLen := flag.Int("header-len", -1, "with -pair: the JSON header's length in the -input body (Inference-Header-Content-Length)")
+	ceiling := flag.Int("ceiling", 0, "instead of timing one batch size, alternate K batch-1 runs with one batch-K run -n times and report the median gain in images/s of batching (the most dynamic batching can give)")
 	spinName := flag.String("spin", "always", "when intra-op threads spin-wait: always (onnxruntime's default), never, or run (inside runs only)")
 	flag.Parse()
 	data, err := os.ReadFile(*model)
@@ -91,6 +92,18 @@ func run() error {
 		if _, _, err := sess.Run(ctx, x, shape); err != nil {
 			return err
 		}
+	}
+	if *ceiling > 1 {
+		if *batch != 1 {
+			return fmt.Errorf("-ceiling times its own batch sizes; leave -batch at 1")
+		}
+		one, many, gain, err := batchCeiling(ctx, sess, x, shape, *ceiling, *n)
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{"model": *model, "threads": *threads, "spin": spin.String(), "rounds": *n,
+			"batch": *ceiling, "batch1_p50_ms": ms(percentile(one, 0.5)), "batchK_p50_ms": ms(percentile(many, 0.5)),
+			"gain_median_of_rounds": math.Round(gain*1000) / 1000})
 	}
 	if *pair != "" {
 		local, remote, ratio, err := pairs(ctx, sess, x, shape, *pair, raw, *headerLen, *n)

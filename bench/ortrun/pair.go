@@ -125,3 +125,41 @@ func bodyTail(raw []byte, n int) ([]byte, error) {
 	}
 	return raw[len(raw)-4*n:], nil
 }
+
+// batchCeiling alternates k batch-1 runs with one batch-k run of the same images, rounds
+// times, and returns the batch-1 and batch-k latencies and the median over rounds of the
+// batch-k run's images/s over the k batch-1 runs' (the pairing again cancels the drift).
+func batchCeiling(ctx context.Context, sess *onnxrt.Session, x []float32, shape []int64, k, rounds int) (one, many []time.Duration, gain float64, err error) {
+	xk := make([]float32, 0, k*len(x))
+	for range k {
+		xk = append(xk, x...)
+	}
+	shapeK := append([]int64{int64(k)}, shape[1:]...)
+	for range 3 {
+		if _, _, err := sess.Run(ctx, xk, shapeK); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	gains := make([]float64, rounds)
+	for i := range rounds {
+		var sum time.Duration
+		for range k {
+			t0 := time.Now()
+			if _, _, err := sess.Run(ctx, x, shape); err != nil {
+				return nil, nil, 0, err
+			}
+			d := time.Since(t0)
+			one = append(one, d)
+			sum += d
+		}
+		t0 := time.Now()
+		if _, _, err := sess.Run(ctx, xk, shapeK); err != nil {
+			return nil, nil, 0, err
+		}
+		d := time.Since(t0)
+		many = append(many, d)
+		gains[i] = float64(sum) / float64(d)
+	}
+	sort.Float64s(gains)
+	return one, many, gains[rounds/2], nil
+}
