@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -275,6 +275,37 @@ flowers-elasticwarm() {
 	stage "flowers elastic warm-up: warm-up" "$w/warm.safetensors" flowers_warm "$w/warm.safetensors" --resolutions 96,128,160
 	stage "flowers elastic warm-up: adapt" "$w/task/archive.json" \
 		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --train-resolutions 96,128,160
+}
+
+# flowers-res96: the flowers adaptation from the recipe's warm-up file with a third of the
+# batches at 96 px, half at 128 and a sixth at 160 (the recipe: a quarter, half, a quarter),
+# val only: the task lands in $WORK/flowers-res96/task.
+flowers-res96() {
+	local w=$WORK/flowers-res96
+	mkdir -p "$w"
+	stage "flowers 96-px weighted: adapt" "$w/task/archive.json" \
+		flowers_adapt "$WORK/flowers/warm.safetensors" "$w/task" "$w/adapt" --train-resolutions 96,96,128,128,128,160
+}
+
+# flowers-iter3: the shipped flowers adaptation carried on for a third iteration (25 epochs
+# in all), resumed from that run's work folder ($WORK/flowers-elasticres128/adapt, copied),
+# val only: the task lands in $WORK/flowers-iter3/task. flowers-baseline25 trains baseline
+# (a) for the same 25 epochs.
+flowers-iter3() {
+	local w=$WORK/flowers-iter3 from=$WORK/flowers-elasticres128/adapt
+	if [[ ! -e $w/adapt ]]; then
+		mkdir -p "$w/adapt"
+		cp "$from"/weights-[012].safetensors "$from"/archive-[01].json "$from"/train-[01].state "$w/adapt/"
+	fi
+	stage "flowers third iteration: adapt" "$w/task/archive.json" \
+		flowers_adapt "$WORK/flowers/warm.safetensors" "$w/task" "$w/adapt" --iterations 3
+}
+
+flowers-baseline25() {
+	local r
+	for r in 96 128 160; do
+		baseline a flowers "$S/flowers102" "$S/flowers102" "fixed25-$r" "{$MBV2,\"r\":$r}" 25 0.005
+	done
 }
 
 for t in "${@:-flowers cifar10}"; do
