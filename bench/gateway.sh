@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Gateway benchmarks over loopback, load from a second process (bench/loadgen):
-#  1. warm GET /v1/models p50/p99 (target p99 <= 2 ms)
+#  1. warm GET /v1/models p50/p99 (target p99 <= 2 ms): 1, 4 and 16 clients in a closed
+#     loop, then fixed request rates (RATES) in an open loop
 #  2. POST /v2/models/{id}/infer batch-1 latency vs in-process onnxruntime Run of the same
 #     file (bench/ortrun), same threads (target <= 1.10x)
 #  3. /v2 infer throughput at concurrency 16 with dynamic batching vs --max-batch 1 (target >= 1.5x)
@@ -57,6 +58,12 @@ echo "{\"model\": $model}" | head -c 400; echo
 for c in 1 4 16; do
   echo "warm /v1/models, $c clients:"
   "$work/loadgen" -url "$url/v1/models?task=$task&madds=$madds" -n 20000 -c "$c" -warmup 200
+done
+# Open loop: requests on a fixed schedule from up to 16 connections, latency from each
+# request's scheduled time; the tail at a load the server sustains, not at saturation.
+for rate in ${RATES:-2000 5000 10000 20000}; do
+  echo "warm /v1/models, $rate requests/s on a schedule, up to 16 connections, shared cores:"
+  "$work/loadgen" -url "$url/v1/models?task=$task&madds=$madds" -n $((rate * 4)) -c 16 -rate "$rate" -warmup 200
 done
 # The same with the gateway and the load generator each on its own core, as on two hosts:
 # sharing both cores, the kernel's time slices between the two processes set the tail.

@@ -1,6 +1,14 @@
 // Command loadgen sends a bounded number of HTTP requests to a natgw gateway on this
 // machine and prints latency percentiles and throughput as JSON. It refuses targets that
 // are not loopback: load tests never leave the machine.
+//
+// By default each of -c clients sends its next request as soon as the last one returns
+// (closed loop: the load is whatever the server sustains). With -rate the requests are
+// scheduled at that many per second whatever the server does (open loop). Latency runs from
+// the actual send, and how late each send was against its schedule is reported beside it:
+// on this project's VM the client's own timer wake-ups are late by up to milliseconds, which
+// would otherwise be charged to the server; a late p99 near the latency p99 means the
+// clients, not the server, fell behind.
 package main
 
 import (
@@ -29,10 +37,15 @@ func main() {
 }
 
 type result struct {
-	URL        string  `json:"url"`
-	Requests   int     `json:"requests"`
-	Errors     int64   `json:"errors"`
-	Conc       int     `json:"concurrency"`
+	URL      string  `json:"url"`
+	Requests int     `json:"requests"`
+	Errors   int64   `json:"errors"`
+	Conc     int     `json:"concurrency"`
+	Rate     float64 `json:"rate,omitempty"`
+	// With -rate: how far behind its schedule a request was sent (the client's timer
+	// wake-up, or all clients busy). Latencies run from the actual send.
+	LateP50MS  float64 `json:"late_p50_ms,omitempty"`
+	LateP99MS  float64 `json:"late_p99_ms,omitempty"`
 	Seconds    float64 `json:"seconds"`
 	RPS        float64 `json:"rps"`
 	P50MS      float64 `json:"p50_ms"`
@@ -52,6 +65,7 @@ func run() error {
 	ct := flag.String("content-type", "application/octet-stream", "Content-Type of the body")
 	maxTime := flag.Duration("max-time", 2*time.Minute, "stop after this long whatever is left")
 	header := flag.String("header", "", `extra request header "Name: value"`)
+	rate := flag.Float64("rate", 0, "requests per second on a fixed schedule, sent by up to -c clients (0: closed loop)")
 	flag.Parse()
 	u, err := url.Parse(*target)
 	if err != nil || u.Host == "" {
@@ -60,8 +74,8 @@ func run() error {
 	if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
 		return fmt.Errorf("-url host %q is not loopback", u.Hostname())
 	}
-	if *n < 1 || *conc < 1 || *n > 1_000_000 {
-		return fmt.Errorf("-n %d -c %d out of range", *n, *conc)
+	if *n < 1 || *conc < 1 || *n > 1_000_000 || *rate < 0 {
+		return fmt.Errorf("-n %d -c %d -rate %g out of range", *n, *conc, *rate)
 	}
 	var body []byte
 	if *bodyFile != "" {
@@ -96,7 +110,7 @@ func run() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *maxTime)
 	defer cancel()
-	lat := make([]time.Duration, *n)
+	lat, late := make([]time.Duration, *n), make([]time.Duration, *n)
 	var next, errs atomic.Int64
 	var mu sync.Mutex
 	seen := map[int]bool{}
@@ -112,6 +126,13 @@ func run() error {
 					return
 				}
 				t0 := time.Now()
+				if *rate > 0 {
+					due := start.Add(time.Duration(float64(i) / *rate * float64(time.Second)))
+					time.Sleep(time.Until(due))
+					if t0 = time.Now(); t0.After(due) {
+						late[i] = t0.Sub(due)
+					}
+				}
 				code, err := do()
 				lat[i] = time.Since(t0)
 				if err != nil || code >= 400 {
@@ -126,16 +147,20 @@ func run() error {
 	wg.Wait()
 	elapsed := time.Since(start)
 	done := min(int(next.Load()), *n)
-	lat = lat[:done]
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
+	pct := func(d []time.Duration, p float64) float64 {
+		if len(d) == 0 {
 			return 0
 		}
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+		return float64(d[min(len(d)-1, int(p*float64(len(d))))].Microseconds()) / 1000
 	}
-	r := result{URL: *target, Requests: done, Errors: errs.Load(), Conc: *conc, Seconds: elapsed.Seconds(),
-		RPS: float64(done) / elapsed.Seconds(), P50MS: pct(0.50), P90MS: pct(0.90), P99MS: pct(0.99), MaxMS: pct(1)}
+	lat, late = lat[:done], late[:done]
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
+	r := result{URL: *target, Requests: done, Errors: errs.Load(), Conc: *conc, Rate: *rate, Seconds: elapsed.Seconds(),
+		RPS: float64(done) / elapsed.Seconds(), P50MS: pct(lat, 0.50), P90MS: pct(lat, 0.90), P99MS: pct(lat, 0.99), MaxMS: pct(lat, 1)}
+	if *rate > 0 {
+		r.LateP50MS, r.LateP99MS = pct(late, 0.5), pct(late, 0.99)
+	}
 	for c := range seen {
 		r.StatusSeen = append(r.StatusSeen, c)
 	}
