@@ -5,7 +5,7 @@
 // it and resets its poll interval to 20 µs, which it doubles only after 50 idle polls. A
 // serial client's every request finds the server idle, so each onnxruntime run starts with a
 // millisecond of 20-µs wake-ups that preempt its threads; on a 2-vCPU machine that measured
-// +0.4 to +0.7 ms on a 2.2 ms run (BENCHMARKS.md). With GODEBUG's schedtrace set the monitor
+// +0.3 to +1.2 ms on a 2.2 to 2.8 ms run (BENCHMARKS.md). With GODEBUG's schedtrace set the monitor
 // never sleeps deeply and stays backed off at 10 ms. The runtime reads schedtrace only at
 // start, hence a re-exec. The period is the largest the runtime takes (2^31-1 ms, 24.8 days),
 // so the scheduler trace it exists for is printed at most once per such period: at start
