@@ -302,9 +302,12 @@ flowers-iter3() {
 }
 
 flowers-baseline25() {
-	local r
+	local r m
 	for r in 96 128 160; do
 		baseline a flowers "$S/flowers102" "$S/flowers102" "fixed25-$r" "{$MBV2,\"r\":$r}" 25 0.005
+	done
+	for m in 50 100 175; do
+		baseline b flowers "$S/flowers102" "$S/flowers102" "probe25-${m}M" "$(front_arch flowers $m)" 25 0.02 --train-only classifier.
 	done
 }
 
