@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -308,6 +308,15 @@ flowers-baseline25() {
 	done
 	for m in 50 100 175; do
 		baseline b flowers "$S/flowers102" "$S/flowers102" "probe25-${m}M" "$(front_arch flowers $m)" 25 0.02 --train-only classifier.
+	done
+}
+
+# flowers-baseline-seeds: baseline (a) at 96 px, 20 epochs, with two more seeds: how far one
+# training run of the fixed network moves by chance.
+flowers-baseline-seeds() {
+	local seed
+	for seed in 2 3; do
+		baseline a flowers "$S/flowers102" "$S/flowers102" "fixed20-96-seed$seed" "{$MBV2,\"r\":96}" 20 0.005 --seed $seed
 	done
 }
 
