@@ -160,15 +160,18 @@ print(json.dumps(max(es, key=lambda e: e["madds"])["arch"], separators=(",", ":"
 PY
 }
 
-flowers-baseline() {
-	local r
+# flowers_baselines EPOCHS: baselines (a) and (b) for a flowers task trained EPOCHS epochs in all.
+flowers_baselines() {
+	local ep=$1 r m
 	for r in 96 128 160; do
-		baseline a flowers "$S/flowers102" "$S/flowers102" "fixed20-$r" "{$MBV2,\"r\":$r}" 20 0.005
+		baseline a flowers "$S/flowers102" "$S/flowers102" "fixed$ep-$r" "{$MBV2,\"r\":$r}" "$ep" 0.005
 	done
 	for m in 50 100 175; do
-		baseline b flowers "$S/flowers102" "$S/flowers102" "probe20-${m}M" "$(front_arch flowers $m)" 20 0.02 --train-only classifier.
+		baseline b flowers "$S/flowers102" "$S/flowers102" "probe$ep-${m}M" "$(front_arch flowers $m)" "$ep" 0.02 --train-only classifier.
 	done
 }
+
+flowers-baseline() { flowers_baselines 20; }
 
 # flowers-baseline-source: baseline (b) on the progressive-shrinking source supernet
 # (tinyimagenet-source): the same archs, BatchNorm recalibrated, only the classifier trained.
@@ -301,15 +304,7 @@ flowers-iter3() {
 		flowers_adapt "$WORK/flowers/warm.safetensors" "$w/task" "$w/adapt" --iterations 3
 }
 
-flowers-baseline25() {
-	local r m
-	for r in 96 128 160; do
-		baseline a flowers "$S/flowers102" "$S/flowers102" "fixed25-$r" "{$MBV2,\"r\":$r}" 25 0.005
-	done
-	for m in 50 100 175; do
-		baseline b flowers "$S/flowers102" "$S/flowers102" "probe25-${m}M" "$(front_arch flowers $m)" 25 0.02 --train-only classifier.
-	done
-}
+flowers-baseline25() { flowers_baselines 25; }
 
 # flowers-baseline-seeds: baseline (a) at 96 px, 20 epochs, with two more seeds: how far one
 # training run of the fixed network moves by chance.
