@@ -22,8 +22,12 @@ import (
 // It returns the latencies of both sides and the median of the per-pair ratios.
 func pairs(ctx context.Context, sess *onnxrt.Session, x []float32, shape []int64, target string, body []byte, headerLen, n int) (local, remote []time.Duration, ratio float64, err error) {
 	u, err := url.Parse(target)
-	if err != nil {
-		return nil, nil, 0, err
+	if err != nil || u.Host == "" {
+		return nil, nil, 0, fmt.Errorf("-pair %q: want http://127.0.0.1:PORT/v2/models/ID/infer", target)
+	}
+	// As bench/loadgen: benchmark traffic never leaves the machine.
+	if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+		return nil, nil, 0, fmt.Errorf("-pair host %q is not loopback", u.Hostname())
 	}
 	conn, err := net.Dial("tcp", u.Host)
 	if err != nil {
