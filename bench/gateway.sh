@@ -110,14 +110,14 @@ for line in sys.stdin:
 print(json.dumps({"pairs": len(r), "median_ratio": round(statistics.median(r), 3), "min": round(min(r), 3), "max": round(max(r), 3)}))
 '
 echo "/v2 infer, 16 clients, dynamic batching (max batch 16), JSON:"
-"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 50
+"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 300
 echo "/v2 infer, 16 clients, dynamic batching (max batch 16), binary:"
-"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "$hdrlen" -n 1500 -c 16 -warmup 50
+"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "$hdrlen" -n 1500 -c 16 -warmup 300
 stop
 start --max-batch 1
 curl -sf "$url/v1/models?task=$task&madds=$madds" >/dev/null
 echo "/v2 infer, 16 clients, no batching (max batch 1), JSON:"
-"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 50
+"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.json" -content-type application/json -n 1500 -c 16 -warmup 300
 echo "/v2 infer, 16 clients, no batching (max batch 1), binary:"
-"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "$hdrlen" -n 1500 -c 16 -warmup 50
+"$work/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$work/req1.bin" -header "$hdrlen" -n 1500 -c 16 -warmup 300
 stop

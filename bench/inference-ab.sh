@@ -52,7 +52,7 @@ conf() {
     echo "{\"conf\": \"$name\", \"gateway_raw_client_p50_ms\": $raw}"
   done
   echo "{\"conf\": \"$name\", \"in_process_ceiling\": $("${ort[@]}" -n 15 -ceiling 16)}"
-  echo "{\"conf\": \"$name\", \"c16\": $("${lg[@]}" -n 1000 -c 16 -warmup 50)}"
+  echo "{\"conf\": \"$name\", \"c16\": $("${lg[@]}" -n 1000 -c 16 -warmup 300)}"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 for c in ${CONFS:-never run pin1 nb-never nb-run nb-pin1}; do

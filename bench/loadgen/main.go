@@ -59,7 +59,7 @@ func run() error {
 	target := flag.String("url", "", "URL to request (loopback only)")
 	n := flag.Int("n", 2000, "requests in total (bounded)")
 	conc := flag.Int("c", 16, "concurrent clients")
-	warm := flag.Int("warmup", 50, "requests before measuring")
+	warm := flag.Int("warmup", 50, "requests before measuring, sent by the -c clients")
 	method := flag.String("method", "GET", "HTTP method")
 	bodyFile := flag.String("body", "", "request body file")
 	ct := flag.String("content-type", "application/octet-stream", "Content-Type of the body")
@@ -103,10 +103,25 @@ func run() error {
 		res.Body.Close()
 		return res.StatusCode, nil
 	}
-	for range *warm {
-		if _, err := do(); err != nil {
-			return fmt.Errorf("warm-up: %w", err)
-		}
+	// The warm-up runs at the measured concurrency: a server's first batches of each size
+	// (onnxruntime plans memory per input shape) belong to warming up, not to the load.
+	var warmNext atomic.Int64
+	warmErrs := make(chan error, *conc)
+	var warmWG sync.WaitGroup
+	for range *conc {
+		warmWG.Go(func() {
+			for warmNext.Add(1) <= int64(*warm) {
+				if _, err := do(); err != nil {
+					warmErrs <- err
+					return
+				}
+			}
+		})
+	}
+	warmWG.Wait()
+	close(warmErrs)
+	if err := <-warmErrs; err != nil {
+		return fmt.Errorf("warm-up: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *maxTime)
 	defer cancel()
