@@ -210,8 +210,8 @@ func (b *batcher) run(batch []*inferReq, total int) {
 	}
 	x := live[0].x
 	if len(live) > 1 {
-		if cap(b.joined) < n*b.imgSz {
-			b.joined = make([]float32, 0, max(n, b.s.cfg.Batch.MaxBatch)*b.imgSz)
+		if cap(b.joined) < n*b.imgSz { // n never exceeds MaxBatch: allocated once
+			b.joined = make([]float32, 0, b.s.cfg.Batch.MaxBatch*b.imgSz)
 		}
 		x = b.joined[:0]
 		for _, r := range live {
