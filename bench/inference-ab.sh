@@ -6,13 +6,15 @@
 #    p50s and the median of the per-pair ratios; then bench/rawclient.py alone as a check;
 #  - the in-process ceiling of batching: ortrun -ceiling 16 (16 batch-1 runs against one
 #    batch-16 run of the same images, alternating; median gain in images/s);
-#  - 16 clients' throughput through bench/loadgen.
+#  - 16 clients' throughput through bench/loadgen, and first (fresh_c16) the same load on the
+#    fresh gateway, whose session and batch sizes all start cold.
 # The in-process side runs with the same runtime setting the gateway gives itself
 # (GODEBUG=schedtrace, package internal/sysmon), so that the ratio is the gateway's own cost.
 # Usage: CONFS="never run pin1 nb-never nb-run nb-pin1" TASK=flowers MADDS=300M bash bench/inference-ab.sh
 #   never/run/always: 2 intra-op threads with that spin policy; pin1: 1 thread pinned to CPU 1
 #   (--ort-cpus 1; ortrun under taskset -c 1); nb-*: the same with --max-batch 1;
 #   run-nosysmon: run with the gateway's runtime left as it is (NATGW_SYSMON=default).
+#   run-nowarm: run without the warm-up of each new session (NATGW_WARM_BATCH=0).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -44,6 +46,9 @@ conf() {
   [[ -f $w/req1.bin ]] || python3 bench/oipbody.py "$r" "$w"
   local lg=("$w/loadgen" -url "$url/v2/models/$id/infer" -method POST -body "$w/req1.bin" -header "Inference-Header-Content-Length: $(cat "$w/req1.bin.len")")
   local ort=(env "GODEBUG=$sysmon" $prefix "$w/ortrun" -model "$w/model.onnx" -threads "$threads" -spin "$spin")
+  # A fresh gateway's first burst: the session is built by the first of these requests, and
+  # each batch size's first run is paid here (what --warm-batch moves to the session's load).
+  echo "{\"conf\": \"$name\", \"fresh_c16\": $("${lg[@]}" -n 1000 -c 16 -warmup 0)}"
   "${lg[@]}" -n 50 -c 1 -warmup 10 >/dev/null
   local k raw
   for k in 1 2 3; do
@@ -59,6 +64,7 @@ for c in ${CONFS:-never run pin1 nb-never nb-run nb-pin1}; do
   case $c in
     never|run|always) conf "$c" "$c" 2 "" ;;
     run-nosysmon) GWENV=NATGW_SYSMON=default conf "$c" run 2 "" ;;
+    run-nowarm) GWENV=NATGW_WARM_BATCH=0 conf "$c" run 2 "" ;;
     pin1) conf pin1 run 1 "taskset -c 1" --ort-cpus 1 ;;
     nb-never|nb-run|nb-always) conf "$c" "${c#nb-}" 2 "" --max-batch 1 ;;
     nb-pin1) conf nb-pin1 run 1 "taskset -c 1" --ort-cpus 1 --max-batch 1 ;;

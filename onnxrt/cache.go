@@ -212,6 +212,11 @@ func (c *Cache) build(ctx context.Context, key string, load func(ctx context.Con
 	if err != nil {
 		return nil, 0, fmt.Errorf("onnxrt: cache load %s: %w", key, err)
 	}
+	// A model of symbolic height or width serves cold rather than not at all.
+	if err := sess.Warm(ctx, c.env.cfg.WarmBatches); err != nil && !errors.Is(err, ErrSymbolicShape) {
+		_ = sess.Close()
+		return nil, 0, fmt.Errorf("onnxrt: cache load %s: %w", key, err)
+	}
 	return sess, size, nil
 }
 

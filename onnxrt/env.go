@@ -55,6 +55,9 @@ type Config struct {
 	MaxSessions int
 	// MaxBytes is the default cap on cached model bytes for NewCache; 0 means DefaultMaxBytes.
 	MaxBytes int64
+	// WarmBatches are the batch sizes each session a Cache builds runs once, in order, before
+	// it serves (Session.Warm); empty: none.
+	WarmBatches []int
 }
 
 // Spin is a policy for onnxruntime's intra-op threads waiting for work.

@@ -84,6 +84,18 @@ func loadA0(t testing.TB) fixture {
 // metadata_props {"scale": ...}. Different scales give different model bytes.
 func tinyModel(t testing.TB, scale float32, meta map[string]string) []byte {
 	t.Helper()
+	return tinyModelOf(t, scale, meta, "batch", 4)
+}
+
+// tinyModelShape is tinyModel's scale 3 with the input and output dims given (a string
+// is symbolic); the last must take a length of 4 at run time.
+func tinyModelShape(t testing.TB, dims ...any) []byte {
+	t.Helper()
+	return tinyModelOf(t, 3, nil, dims...)
+}
+
+func tinyModelOf(t testing.TB, scale float32, meta map[string]string, dims ...any) []byte {
+	t.Helper()
 	floatT := func(dims ...any) *onnx.TypeProto {
 		shape := &onnx.TensorShapeProto{}
 		for _, d := range dims {
@@ -108,8 +120,8 @@ func tinyModel(t testing.TB, scale float32, meta map[string]string) []byte {
 				Name: "w", Dims: []int64{4}, DataType: int32(onnx.TensorProto_FLOAT),
 				FloatData: []float32{scale, scale, scale, scale},
 			}},
-			Input:  []*onnx.ValueInfoProto{{Name: "x", Type: floatT("batch", 4)}},
-			Output: []*onnx.ValueInfoProto{{Name: "y", Type: floatT("batch", 4)}},
+			Input:  []*onnx.ValueInfoProto{{Name: "x", Type: floatT(dims...)}},
+			Output: []*onnx.ValueInfoProto{{Name: "y", Type: floatT(dims...)}},
 		},
 	}
 	for k, v := range meta {

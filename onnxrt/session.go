@@ -23,6 +23,10 @@ type TensorInfo struct {
 	ElementType string
 }
 
+// ErrSymbolicShape is returned (wrapped) by Warm for a model whose input has a symbolic
+// dimension besides the batch: there is no one shape to warm.
+var ErrSymbolicShape = errors.New("symbolic dimension besides the batch")
+
 // Session is an onnxruntime session for one model, taking one float32 input.
 // Run is safe for concurrent use; Close waits for running calls to finish.
 type Session struct {
@@ -247,6 +251,41 @@ func (s *Session) Run(ctx context.Context, input []float32, shape []int64) ([]fl
 	}
 	// GetData is a Go-owned copy of onnxruntime's buffer; it stays valid after Destroy.
 	return t.GetData(), append([]int64(nil), t.GetShape()...), nil
+}
+
+// Warm runs the model once on zeros at each batch size given, in that order. onnxruntime
+// sizes its memory arena and per-shape state on the first run of each input shape, which
+// then costs several times a later run; warming at load moves that cost off the first
+// requests. Every input dimension but the first must be fixed (else ErrSymbolicShape).
+func (s *Session) Warm(ctx context.Context, batches []int) error {
+	if len(batches) == 0 {
+		return nil
+	}
+	shape := append([]int64(nil), s.inputs[0].Shape...)
+	if len(shape) == 0 {
+		return errors.New("onnxrt: warm: the input is a scalar, it has no batch dimension")
+	}
+	elems := int64(1)
+	for i, d := range shape[1:] {
+		if d < 1 {
+			return fmt.Errorf("onnxrt: warm: input dimension %d (shape %v): %w", i+1, shape, ErrSymbolicShape)
+		}
+		elems *= d
+	}
+	var x []float32
+	for _, b := range batches {
+		if b < 1 || int64(b) > maxElements/elems {
+			return fmt.Errorf("onnxrt: warm: batch size %d out of range", b)
+		}
+		if n := int(int64(b) * elems); len(x) < n {
+			x = make([]float32, n)
+		}
+		shape[0] = int64(b)
+		if _, _, err := s.Run(ctx, x[:int64(b)*elems], shape); err != nil {
+			return fmt.Errorf("onnxrt: warm at batch %d: %w", b, err)
+		}
+	}
+	return nil
 }
 
 // Metadata returns the model's metadata_props (custom key/value metadata).

@@ -100,6 +100,7 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	maxSessions := e.Int("max-sessions", "NATGW_MAX_SESSIONS", onnxrt.DefaultMaxSessions, "onnxruntime sessions kept resident")
 	sessionBytes := e.Int64("session-bytes", "NATGW_SESSION_BYTES", onnxrt.DefaultMaxBytes, "model bytes kept resident in sessions")
 	maxBatch := e.Int("max-batch", "NATGW_MAX_BATCH", 16, "images per onnxruntime run (1 disables dynamic batching)")
+	warmBatch := e.Int("warm-batch", "NATGW_WARM_BATCH", -1, "batch size each new inference session runs once on zeros before it serves, so that the first burst does not pay onnxruntime's first run at large batch sizes (0: off; -1: --max-batch)")
 	batchDelay := e.Duration("batch-delay", "NATGW_BATCH_DELAY", 0, "how long the first request of a batch waits for others (0: batch only what is already queued, as Triton's default)")
 	queue := e.Int("queue", "NATGW_QUEUE", 256, "inference requests waiting per model before 503")
 	maxBody := e.Int64("max-body", "NATGW_MAX_BODY", gateway.DefaultMaxBodyBytes, "largest request body in bytes (413 beyond)")
@@ -123,6 +124,9 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	spin, err := onnxrt.ParseSpin(*ortSpin)
 	if err != nil {
 		return usageError{"--ort-spin: " + err.Error()}
+	}
+	if *warmBatch > *maxBatch {
+		return usageError{fmt.Sprintf("--warm-batch %d exceeds --max-batch %d: no run is ever that large", *warmBatch, *maxBatch)}
 	}
 	var cpus []int
 	if *ortCPUs != "" {
@@ -160,7 +164,14 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 		cfg.Redis = r
 		log.Info("redis cache tier", "url", redactURL(*redisURL))
 	}
-	ortEnv, err := onnxrt.NewEnv(onnxrt.Config{LibraryPath: *ortLib, IntraOpThreads: *ortThreads, InterOpThreads: 1, Spin: spin, ProfilePrefix: *ortProfile})
+	ortCfg := onnxrt.Config{LibraryPath: *ortLib, IntraOpThreads: *ortThreads, InterOpThreads: 1, Spin: spin, ProfilePrefix: *ortProfile}
+	switch {
+	case *warmBatch < 0:
+		ortCfg.WarmBatches = []int{max(*maxBatch, 1)}
+	case *warmBatch > 0:
+		ortCfg.WarmBatches = []int{*warmBatch}
+	}
+	ortEnv, err := onnxrt.NewEnv(ortCfg)
 	if err != nil {
 		log.Warn("inference disabled", "err", err)
 	} else {

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/natgw/natgw/onnxrt"
+)
+
+// firstRuns builds rounds fresh sessions of model. Each runs the warm-up batch sizes once
+// (timed together), then every batch size 1..k twice in a random order of sizes, first
+// runs before second runs, as a burst of mixed batches meets a fresh session. It reports
+// per round the warm-up's cost, the sum over sizes of first minus second run (what the
+// first requests pay beyond steady state) and the slowest first run.
+func firstRuns(ctx context.Context, env *onnxrt.Env, model []byte, k int, warmList string, rounds int) error {
+	var warm []int
+	for f := range strings.SplitSeq(warmList, ",") {
+		if f == "" {
+			continue
+		}
+		b, err := strconv.Atoi(f)
+		if err != nil || b < 1 {
+			return fmt.Errorf("-warm: %q is not a batch size", f)
+		}
+		warm = append(warm, b)
+	}
+	type round struct {
+		BuildMS, WarmMS, FirstExcessMS, SlowestFirstMS, SecondSumMS float64
+	}
+	var out []round
+	for range rounds {
+		t0 := time.Now()
+		sess, err := env.NewSession(model)
+		if err != nil {
+			return err
+		}
+		rd := round{BuildMS: ms(time.Since(t0))}
+		base := sess.Inputs()[0].Shape
+		input := func(b int) ([]float32, []int64) {
+			shape := append([]int64{int64(b)}, base[1:]...)
+			size := int64(1)
+			for _, d := range shape {
+				size *= d
+			}
+			x := make([]float32, size)
+			for i := range x {
+				x[i] = rand.Float32()*2 - 1
+			}
+			return x, shape
+		}
+		t0 = time.Now()
+		for _, b := range warm {
+			x, shape := input(b)
+			if _, _, err := sess.Run(ctx, x, shape); err != nil {
+				return err
+			}
+		}
+		rd.WarmMS = ms(time.Since(t0))
+		order := rand.Perm(k)
+		firsts := make([]time.Duration, k)
+		for pass := range 2 {
+			for _, i := range order {
+				x, shape := input(i + 1)
+				t := time.Now()
+				if _, _, err := sess.Run(ctx, x, shape); err != nil {
+					return err
+				}
+				d := time.Since(t)
+				if pass == 0 {
+					firsts[i] = d
+					rd.SlowestFirstMS = max(rd.SlowestFirstMS, ms(d))
+					continue
+				}
+				rd.FirstExcessMS += ms(firsts[i] - d)
+				rd.SecondSumMS += ms(d)
+			}
+		}
+		if err := sess.Close(); err != nil {
+			return err
+		}
+		out = append(out, rd)
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"sizes": k, "warm": warm, "rounds": out})
+}
