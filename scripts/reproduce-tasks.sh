@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -45,7 +45,7 @@ mbv2_seeds() {
 # flowers_warm OUT [flags...]: the flowers recipe's warm-up from the import.
 flowers_warm() {
 	$N train --supernet "$WORK/flowers/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
-		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$1" "${@:2}"
+		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --head-std 0 --out "$1" "${@:2}"
 }
 
 # flowers_adapt WARM OUT WORK [flags...]: the flowers recipe's NAT adaptation. Its batches
@@ -77,7 +77,7 @@ flowers() {
 # that its 128-px subnets train at their own size; chosen on val (docs/results.md).
 cifar10_warm() {
 	$N train --supernet "$WORK/cifar10/imported.safetensors" --data "$WORK/cifar10/data" --resolution 96 --resolutions 96,128 \
-		--batch 32 --epochs 4 --subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$1"
+		--batch 32 --epochs 4 --subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --head-std 0 --out "$1"
 }
 
 cifar10_adapt() {
@@ -124,6 +124,10 @@ cifar10() {
 #      recalibrated on the task and only the classifier trained; the archs are those NAT serves.
 MBV2='"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6],"d":[2,3,4,3,3,1]'
 
+# The shipped tasks and their baselines were trained with a new head at a fresh network's
+# fan-in scale (--head-std 0); natgw train's default is now N(0, 0.01), as torchvision
+# (docs/results.md, "The new head's init"). HEAD_STD overrides it for the baselines.
+
 # baseline KIND TASK DATA TESTDATA NAME ARCH EPOCHS LR [train flags...]
 baseline() {
 	local kind=$1 task=$2 data=$3 test=$4 name=$5 arch=$6 epochs=$7 lr=$8
@@ -132,7 +136,7 @@ baseline() {
 	r=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["r"])' "$arch")
 	stage "$task: baseline ($kind) $name" "$w/$name.onnx" sh -c "
 		$N train --supernet '${FROM:-$w/imported.safetensors}' --data '$data' --resolution $r --batch 32 --epochs $epochs \
-			--lr $lr --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed '$arch' --calib 500 $* \
+			--lr $lr --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed '$arch' --calib 500 --head-std ${HEAD_STD:-0} $* \
 			--out '$w/$name.safetensors' > '$w/$name.train.json' &&
 		$N export --supernet '$w/$name.safetensors' --arch '$arch' --task $task --out '$w/$name.onnx.tmp' > '$w/$name.export.txt' 2>&1 &&
 		mv '$w/$name.onnx.tmp' '$w/$name.onnx'"
@@ -242,7 +246,7 @@ flowers-from-source() {
 	[[ -e $src ]] || { echo "flowers-from-source: run tinyimagenet-source first ($src)" >&2; return 1; }
 	stage "flowers from source: warm-up" "$w/warm.safetensors" \
 		$N train --supernet "$src" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
-		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --out "$w/warm.safetensors"
+		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --head-std 0 --out "$w/warm.safetensors"
 	flowers_variant "$w" "flowers from source" "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet (Tiny-ImageNet source)"
 }
 
@@ -256,7 +260,7 @@ flowers-fixedwarm() {
 	stage "flowers fixed warm-up: import" "$w/imported.safetensors" cp "$WORK/flowers/imported.safetensors" "$w/imported.safetensors"
 	stage "flowers fixed warm-up: warm-up" "$w/warm.safetensors" \
 		$N train --supernet "$w/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
-		--lr 0.005 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed "{$MBV2,\"r\":128}" --calib 500 --out "$w/warm.safetensors"
+		--lr 0.005 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed "{$MBV2,\"r\":128}" --calib 500 --head-std 0 --out "$w/warm.safetensors"
 	flowers_variant "$w" "flowers fixed warm-up" "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet"
 }
 
@@ -313,6 +317,15 @@ flowers-baseline-seeds() {
 	for seed in 2 3; do
 		baseline a flowers "$S/flowers102" "$S/flowers102" "fixed20-96-seed$seed" "{$MBV2,\"r\":96}" 20 0.005 --seed $seed
 	done
+}
+
+# flowers-reference-recipe: baseline (a) at 128 px for 30 epochs, the setting of the PyTorch
+# reference run (../shared/reference/transfer-baseline.md, setting C: 77.8 % val): does natgw's
+# trainer fine-tune the fixed network as well as PyTorch does, given the same epochs? Once
+# with the fan-in head init, once with the reference's N(0, 0.01).
+flowers-reference-recipe() {
+	baseline a flowers "$S/flowers102" "$S/flowers102" fixed30-128 "{$MBV2,\"r\":128}" 30 0.005
+	HEAD_STD=0.01 baseline a flowers "$S/flowers102" "$S/flowers102" fixed30-128-head01 "{$MBV2,\"r\":128}" 30 0.005
 }
 
 for t in "${@:-flowers cifar10}"; do

@@ -161,7 +161,7 @@ func (a *adapter) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if sn, err = trainer.WithClasses(sn, len(a.trainSet.Classes), a.o.seed); err != nil {
+		if sn, err = trainer.WithClasses(sn, len(a.trainSet.Classes), a.o.seed, trainer.HeadStd); err != nil {
 			return err
 		}
 		if err := a.saveWeights(sn, w0, "start", 0); err != nil {

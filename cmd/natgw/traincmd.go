@@ -64,6 +64,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	stateEvery := fs.Int("state-every", 200, "write the training state every this many steps")
 	workers := fs.Int("workers", 0, "image decoding goroutines (0: one per core)")
 	fixed := fs.String("fixed", "", "train only this subnet (OFA arch JSON or @file): conventional fine-tuning of a fixed architecture")
+	headStd := fs.Float64("head-std", trainer.HeadStd, "spread of a new task head's weights, when the data set's classes differ from the supernet's (0: a fresh network's 1/√fan-in)")
 	dropout := fs.Float64("dropout", -1, "dropout before the classifier (-1: the spec's)")
 	only := fs.String("train-only", "", "comma-separated tensor-name prefixes that are updated (e.g. classifier. for a linear probe); empty: all")
 	sizes := fs.String("resolutions", "", "comma-separated input sizes of the training batches, one drawn per step (elastic resolution; validation stays at --resolution); empty: --resolution only")
@@ -87,7 +88,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if sn, err = trainer.WithClasses(sn, len(trainSet.Classes), *seed); err != nil {
+	if sn, err = trainer.WithClasses(sn, len(trainSet.Classes), *seed, *headStd); err != nil {
 		return err
 	}
 	if *dropout >= 0 {
