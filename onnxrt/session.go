@@ -270,6 +270,9 @@ func (s *Session) Warm(ctx context.Context, batches []int) error {
 		if d < 1 {
 			return fmt.Errorf("onnxrt: warm: input dimension %d (shape %v): %w", i+1, shape, ErrSymbolicShape)
 		}
+		if elems > maxElements/d {
+			return fmt.Errorf("onnxrt: warm: input shape %v has more than %d elements per batch item", shape, int64(maxElements))
+		}
 		elems *= d
 	}
 	var x []float32

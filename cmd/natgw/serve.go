@@ -125,6 +125,9 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return usageError{"--ort-spin: " + err.Error()}
 	}
+	if *warmBatch < -1 {
+		return usageError{fmt.Sprintf("--warm-batch %d: give a batch size, 0 (off) or -1 (--max-batch)", *warmBatch)}
+	}
 	if *warmBatch > *maxBatch {
 		return usageError{fmt.Sprintf("--warm-batch %d exceeds --max-batch %d: no run is ever that large", *warmBatch, *maxBatch)}
 	}

@@ -132,6 +132,9 @@ func TestServeBadOrtFlags(t *testing.T) {
 		{[]string{"--ort-cpus", "one"}, "--ort-cpus"},
 		{[]string{"--ort-cpus", "3-1"}, "--ort-cpus"},
 		{[]string{"--ort-cpus", "1", "--ort-threads", "2"}, "--ort-threads 2 with --ort-cpus 1"},
+		{[]string{"--warm-batch", "-2"}, "--warm-batch -2"},
+		{[]string{"--warm-batch", "17"}, "--warm-batch 17 exceeds --max-batch 16"},
+		{[]string{"--warm-batch", "4", "--max-batch", "2"}, "--warm-batch 4 exceeds --max-batch 2"},
 	} {
 		_, _, err := runCLI(t, append([]string{"serve", "--models", t.TempDir()}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err) != 2 {
