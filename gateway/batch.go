@@ -219,7 +219,6 @@ func (b *batcher) run(batch []*inferReq, total int) {
 		}
 	}
 	y, err := b.runSession(live[0].ctx, x, n)
-	b.s.metrics.computeSeconds.Observe(time.Since(start).Seconds())
 	b.s.metrics.batchSize.Observe(float64(n))
 	if err != nil {
 		for _, r := range live {
@@ -243,8 +242,14 @@ func (b *batcher) runSession(ctx context.Context, x []float32, n int) ([]float32
 		return nil, err
 	}
 	defer lease.Release()
+	if lease.Built > 0 {
+		b.s.metrics.sessionLoads.Observe(lease.Built.Seconds())
+		b.s.log.Info("inference session loaded", "model", b.id, "ms", lease.Built.Milliseconds())
+	}
 	r := int64(b.res)
+	start := time.Now()
 	y, _, err := lease.Session.Run(ctx, x, []int64{int64(n), 3, r, r})
+	b.s.metrics.computeSeconds.Observe(time.Since(start).Seconds())
 	return y, err
 }
 

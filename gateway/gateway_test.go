@@ -621,14 +621,20 @@ func TestBatchedAnswersMatchSerial(t *testing.T) {
 			}
 		}
 	}
-	var sum, count float64
+	var sum, count, loads, computes float64
 	res := ts.get(t, "/metrics", nil)
 	body, _ := io.ReadAll(res.Body)
 	for line := range strings.SplitSeq(string(body), "\n") {
 		fmt.Sscanf(line, "natgw_inference_batch_size_sum %g", &sum)
 		fmt.Sscanf(line, "natgw_inference_batch_size_count %g", &count)
+		fmt.Sscanf(line, "natgw_session_load_seconds_count %g", &loads)
+		fmt.Sscanf(line, "natgw_inference_compute_seconds_count %g", &computes)
 	}
 	if count == 0 || sum <= count {
 		t.Fatalf("no batch held more than one image (%g images in %g runs)", sum, count)
+	}
+	// One model, one session: loaded once, and its load kept out of the per-run compute time.
+	if loads != 1 || computes != count {
+		t.Fatalf("%g session loads (want 1) and %g compute observations for %g runs", loads, computes, count)
 	}
 }

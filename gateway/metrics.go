@@ -14,6 +14,7 @@ type metrics struct {
 	specializations *prometheus.CounterVec
 	queueSeconds    prometheus.Histogram
 	computeSeconds  prometheus.Histogram
+	sessionLoads    prometheus.Histogram
 	batchSize       prometheus.Histogram
 	sessions        prometheus.GaugeFunc
 	cache           *cache.Metrics
@@ -41,6 +42,11 @@ func newMetrics(liveSessions func() float64) *metrics {
 			Help:    "onnxruntime time per batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
+		sessionLoads: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "natgw", Name: "session_load_seconds",
+			Help:    "Time to fetch, compile and warm an onnxruntime session on its first request (not in inference_compute_seconds).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "natgw", Name: "inference_batch_size",
 			Help:    "Images per onnxruntime run.",
@@ -52,7 +58,7 @@ func newMetrics(liveSessions func() float64) *metrics {
 		}, liveSessions),
 		cache: cache.NewMetrics("natgw"),
 	}
-	m.registry.MustRegister(m.requests, m.specializations, m.queueSeconds, m.computeSeconds, m.batchSize, m.sessions,
+	m.registry.MustRegister(m.requests, m.specializations, m.queueSeconds, m.computeSeconds, m.sessionLoads, m.batchSize, m.sessions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registry.MustRegister(m.cache.Collectors()...)
 	// Expose every tier from the start so dashboards see zeros, not gaps.

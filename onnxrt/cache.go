@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrModelTooLarge is returned (wrapped) when one model alone exceeds the cache's byte cap.
@@ -51,6 +52,9 @@ type loadCall struct {
 // Lease is a reference to a cached session. Use Session, then call Release once.
 type Lease struct {
 	Session *Session
+	// Built is how long this Get took to fetch, compile and warm the session; zero when
+	// it found the session cached or waited for another Get's load.
+	Built time.Duration
 
 	c    *Cache
 	ent  *cacheEntry
@@ -161,6 +165,7 @@ func (c *Cache) wait(ctx context.Context, key string, call *loadCall) (lease *Le
 
 // load runs a cold load for key and publishes the result to waiters.
 func (c *Cache) load(ctx context.Context, key string, call *loadCall, load func(ctx context.Context) ([]byte, error)) (*Lease, error) {
+	start := time.Now()
 	sess, size, err := c.build(ctx, key, load)
 
 	c.mu.Lock()
@@ -188,7 +193,9 @@ func (c *Cache) load(ctx context.Context, key string, call *loadCall, load func(
 		return nil, err
 	}
 	_ = destroy(evicted) // a failed destroy cannot be undone; the new session is fine
-	return c.lease(call.ent), nil
+	l := c.lease(call.ent)
+	l.Built = time.Since(start)
+	return l, nil
 }
 
 // build fetches, verifies and compiles one model. It runs without the cache lock.

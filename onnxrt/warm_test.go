@@ -29,6 +29,14 @@ func TestCacheWarmBatches(t *testing.T) {
 	if err := runTiny(t, lease.Session, model{scale: 3}); err != nil {
 		t.Fatal(err)
 	}
+	again, err := c.Get(context.Background(), shaHex(m), func(context.Context) ([]byte, error) { return m, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.Built <= 0 || again.Built != 0 {
+		t.Errorf("Built: %v on the load, %v on the hit; want > 0, then 0", lease.Built, again.Built)
+	}
+	again.Release()
 	lease.Release()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
