@@ -41,19 +41,7 @@ func firstRuns(ctx context.Context, env *onnxrt.Env, model []byte, k int, warmLi
 			return err
 		}
 		rd := round{BuildMS: ms(time.Since(t0))}
-		base := sess.Inputs()[0].Shape
-		input := func(b int) ([]float32, []int64) {
-			shape := append([]int64{int64(b)}, base[1:]...)
-			size := int64(1)
-			for _, d := range shape {
-				size *= d
-			}
-			x := make([]float32, size)
-			for i := range x {
-				x[i] = rand.Float32()*2 - 1
-			}
-			return x, shape
-		}
+		input := func(b int) ([]float32, []int64) { return randomInput(sess, b) }
 		t0 = time.Now()
 		for _, b := range warm {
 			x, shape := input(b)

@@ -59,16 +59,7 @@ func run() error {
 		return err
 	}
 	defer sess.Close()
-	shape := append([]int64(nil), sess.Inputs()[0].Shape...)
-	shape[0] = int64(*batch)
-	size := int64(1)
-	for _, d := range shape {
-		size *= d
-	}
-	x := make([]float32, size)
-	for i := range x {
-		x[i] = rand.Float32()*2 - 1
-	}
+	x, shape := randomInput(sess, *batch)
 	if *pair != "" && (*input == "" || *headerLen < 0 || *batch != 1) {
 		return fmt.Errorf("-pair needs -input, -header-len and batch 1")
 	}
@@ -146,3 +137,17 @@ func percentile(lat []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// randomInput is a batch of b uniform values in [-1, 1) shaped as the session's input.
+func randomInput(sess *onnxrt.Session, b int) ([]float32, []int64) {
+	shape := append([]int64{int64(b)}, sess.Inputs()[0].Shape[1:]...)
+	size := int64(1)
+	for _, d := range shape {
+		size *= d
+	}
+	x := make([]float32, size)
+	for i := range x {
+		x[i] = rand.Float32()*2 - 1
+	}
+	return x, shape
+}
