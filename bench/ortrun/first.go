@@ -31,7 +31,11 @@ func firstRuns(ctx context.Context, env *onnxrt.Env, model []byte, k int, warmLi
 		warm = append(warm, b)
 	}
 	type round struct {
-		BuildMS, WarmMS, FirstExcessMS, SlowestFirstMS, SecondSumMS float64
+		BuildMS        float64 `json:"build_ms"`
+		WarmMS         float64 `json:"warm_ms"`
+		FirstExcessMS  float64 `json:"first_excess_ms"`
+		SlowestFirstMS float64 `json:"slowest_first_ms"`
+		SecondSumMS    float64 `json:"second_sum_ms"`
 	}
 	var out []round
 	for range rounds {
