@@ -79,7 +79,7 @@ flowers() {
 # that its 128-px subnets train at their own size; chosen on val (docs/results.md).
 cifar10_warm() {
 	$N train --supernet "$WORK/cifar10/imported.safetensors" --data "$WORK/cifar10/data" --resolution 96 --resolutions 96,128 \
-		--batch 32 --epochs 4 --subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --head-std 0 --out "$1"
+		--batch 32 --epochs 4 --subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --head-std 0.01 --out "$1"
 }
 
 cifar10_adapt() {
@@ -126,10 +126,9 @@ cifar10() {
 #      recalibrated on the task and only the classifier trained; the archs are those NAT serves.
 MBV2='"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6],"d":[2,3,4,3,3,1]'
 
-# The baselines of sessions 1-6 and the shipped cifar10 task were trained with a new head at a
-# fresh network's fan-in scale (--head-std 0); natgw train's default, and the shipped flowers
-# task's, is now N(0, 0.01) as torchvision's (docs/results.md, "The new head's init").
-# HEAD_STD overrides the baselines' 0.
+# The baselines of sessions 1-6 were trained with a new head at a fresh network's fan-in scale
+# (--head-std 0); natgw train's default, and the shipped tasks', is now N(0, 0.01) as
+# torchvision's (docs/results.md, "The new head's init"). HEAD_STD overrides the baselines' 0.
 
 # baseline KIND TASK DATA TESTDATA NAME ARCH EPOCHS LR [train flags...]
 baseline() {
