@@ -39,7 +39,7 @@ func run() error {
 	headerLen := flag.Int("header-len", -1, "with -pair: the JSON header's length in the -input body (Inference-Header-Content-Length)")
 	ceiling := flag.Int("ceiling", 0, "instead of timing one batch size, alternate K batch-1 runs with one batch-K run -n times and report the median gain in images/s of batching (the most dynamic batching can give)")
 	first := flag.Int("first", 0, "instead of timing one batch size, build -n fresh sessions and time each one's first and second run at every batch size 1..K in a random order: what a fresh session's first requests pay")
-	warm := flag.String("warm", "", "with -first: comma-separated batch sizes each fresh session runs once before the timed runs (a warm-up at load)")
+	warm := flag.String("warm", "", "with -first: comma-separated batch sizes each fresh session runs once on zeros before the timed runs (Session.Warm, as the gateway at load)")
 	spinName := flag.String("spin", "always", "when intra-op threads spin-wait: always (onnxruntime's default), never, or run (inside runs only)")
 	flag.Parse()
 	data, err := os.ReadFile(*model)
