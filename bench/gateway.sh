@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gateway benchmarks over loopback, load from a second process (bench/loadgen):
 #  1. warm GET /v1/models p50/p99 (target p99 <= 2 ms): 1, 4 and 16 clients in a closed
-#     loop, then fixed request rates (RATES) in an open loop
+#     loop, the same against bench/floorserve (net/http with nothing to do: the floor), then
+#     fixed request rates (RATES) in an open loop
 #  2. POST /v2/models/{id}/infer batch-1 latency vs in-process onnxruntime Run of the same
 #     file (bench/ortrun), same threads (target <= 1.10x)
 #  3. /v2 infer throughput at concurrency 16 with dynamic batching vs --max-batch 1 (target >= 1.5x)
@@ -25,6 +26,7 @@ if [[ -n ${ORT_CPUS:-} ]]; then ortpin=(taskset -c "$ORT_CPUS"); fi
 go build -o "$work/natgw" ./cmd/natgw
 go build -o "$work/loadgen" ./bench/loadgen
 go build -o "$work/ortrun" ./bench/ortrun
+go build -o "$work/floorserve" ./bench/floorserve
 # TASK=name serves the shipped task of that name from ./models instead of the synthetic one.
 task="${TASK:-bench}"
 if [[ $task == bench ]]; then
@@ -59,6 +61,19 @@ for c in 1 4 16; do
   echo "warm /v1/models, $c clients:"
   "$work/loadgen" -url "$url/v1/models?task=$task&madds=$madds" -n 20000 -c "$c" -warmup 200
 done
+# The floor under those figures: bench/floorserve, net/http answering the same bytes with no
+# work at all, measured the same way on the same cores.
+stop
+echo "$model" > "$work/answer.json"
+"$work/floorserve" -static "$work/answer.json" -addr "127.0.0.1:$port" 2>/dev/null &
+for _ in $(seq 1 200); do curl -sf "$url/" >/dev/null && break; sleep 0.1; done
+for c in 1 4 16; do
+  echo "floor: net/http answering the same bytes, $c clients:"
+  "$work/loadgen" -url "$url/v1/models?task=$task&madds=$madds" -n 20000 -c "$c" -warmup 200
+done
+stop
+start
+curl -sf "$url/v1/models?task=$task&madds=$madds" >/dev/null
 # Open loop: requests on a fixed schedule from up to 16 connections, latency from each
 # request's scheduled time; the tail at a load the server sustains, not at saturation.
 for rate in ${RATES:-2000 5000 10000 20000}; do
