@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr3]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr3|flowers-lr2warm]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -363,6 +363,18 @@ flowers_lr() {
 
 flowers-lr2() { flowers_lr 0.002 lr2; }
 flowers-lr3() { flowers_lr 0.003 lr3; }
+
+# flowers-lr2warm: flowers-lr2's warm-up (lr 0.002) followed by the recipe's adaptation at
+# lr 0.001, val only: the task lands in $WORK/flowers-lr2warm/task.
+flowers-lr2warm() {
+	local w=$WORK/flowers-lr2warm
+	mkdir -p "$w"
+	[[ -e $WORK/flowers-lr2/warm.safetensors ]] || { echo "flowers-lr2warm: run flowers-lr2 first" >&2; return 1; }
+	stage "flowers lr 0.002 warm-up, lr 0.001 adaptation: adapt" "$w/task/archive.json" \
+		flowers_adapt "$WORK/flowers-lr2/warm.safetensors" "$w/task" "$w/adapt"
+	stage "flowers lr 0.002 warm-up, lr 0.001 adaptation: test evaluation" "$w/test.jsonl" \
+		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+}
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done
