@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr3|flowers-lr2warm]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr3|flowers-lr2warm|flowers-top]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -373,6 +373,19 @@ flowers-lr2warm() {
 	stage "flowers lr 0.002 warm-up, lr 0.001 adaptation: adapt" "$w/task/archive.json" \
 		flowers_adapt "$WORK/flowers-lr2/warm.safetensors" "$w/task" "$w/adapt"
 	stage "flowers lr 0.002 warm-up, lr 0.001 adaptation: test evaluation" "$w/test.jsonl" \
+		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+}
+
+# flowers-top: the flowers recipe's adaptation with the imported arch (MobileNetV2) at the top
+# of the sandwich instead of the largest subnet (--top): trained every step and the source
+# of the others' soft targets. From the recipe's warm-up file (FLOWERS_WARM overrides it),
+# val only: the task lands in $WORK/flowers-top/task.
+flowers-top() {
+	local w=$WORK/flowers-top
+	mkdir -p "$w"
+	stage "flowers, the imported arch at the top: adapt" "$w/task/archive.json" \
+		flowers_adapt "${FLOWERS_WARM:-$WORK/flowers/warm.safetensors}" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}"
+	stage "flowers, the imported arch at the top: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
 

@@ -59,6 +59,91 @@ func TestElasticLimitsSandwich(t *testing.T) {
 	}
 }
 
+// TestTopReplacesLargest: with Config.Top a step trains that subnet at the top of the
+// sandwich and never the largest; without it, the largest. A bad top is refused at New, as
+// is a top beside a fixed subnet.
+func TestTopReplacesLargest(t *testing.T) {
+	const classes, n, r = 5, 4, 24
+	s := tinySpec(classes)
+	top := s.Smallest()
+	for i := range top.KS {
+		top.KS[i] = s.Kernels[0]
+		top.E[i] = s.Expands[len(s.Expands)-1]
+	}
+	for i := range top.D {
+		top.D[i] = s.Stages[i].Depths[len(s.Stages[i].Depths)-1]
+	}
+	for _, tc := range []struct {
+		name string
+		top  *supernet.Arch
+	}{
+		{"largest", nil},
+		{"top", &top},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sn, err := supernet.Random(s, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := DefaultConfig()
+			cfg.Batch, cfg.Resolution, cfg.Subnets, cfg.LR, cfg.Top = n, r, 0, 0.01, tc.top
+			tr, err := New(sn, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.Step(context.Background(), noise(n*3*r*r, 3), r, []int{0, 1, 2, 3}, cfg.LR); err != nil {
+				t.Fatal(err)
+			}
+			want := []supernet.Arch{s.Largest(), s.Smallest()}
+			if tc.top != nil {
+				want[0] = *tc.top
+			}
+			var got []supernet.Arch
+			for key := range tr.graphs.byKey {
+				var a supernet.Arch
+				if err := json.NewDecoder(strings.NewReader(key)).Decode(&a); err != nil {
+					t.Fatalf("graph key %q: %v", key, err)
+				}
+				got = append(got, a)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("trained %d subnets, want %d", len(got), len(want))
+			}
+			for _, w := range want {
+				found := false
+				for _, g := range got {
+					g.R = w.R // a graph runs at the batch's size, not the arch's
+					found = found || g.Equal(w)
+				}
+				if !found {
+					t.Errorf("subnet %v not trained", w)
+				}
+			}
+		})
+	}
+	sn, err := supernet.Random(s, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := top
+	bad.KS = append([]int(nil), top.KS...)
+	bad.KS[0] = 4
+	for _, tc := range []struct {
+		name       string
+		top, fixed *supernet.Arch
+		want       string
+	}{
+		{"bad kernel", &bad, nil, "top subnet"},
+		{"beside fixed", &top, &top, "exclude each other"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Batch, cfg.Resolution, cfg.Top, cfg.Fixed = n, r, tc.top, tc.fixed
+		if _, err := New(sn, cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: New = %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
 // TestTeacherGivesSoftTargets: a frozen teacher is asked once per step for the batch, and
 // its soft targets change the update compared with distilling from the largest subnet.
 func TestTeacherGivesSoftTargets(t *testing.T) {

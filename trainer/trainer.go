@@ -65,6 +65,11 @@ type Config struct {
 	// of the largest subnet's own softmax: logits [n,k] of a frozen network for the batch x
 	// [n,3,r,r]. OFA distils from the full pretrained network this way.
 	Teacher func(ctx context.Context, x []float32, n, r int) ([]float32, error)
+	// Top, if set, takes the largest subnet's place at the top of the sandwich: trained on
+	// the hard labels every step and, without a Teacher, the source of the others' soft
+	// targets. Adapting an imported network, its own arch is the natural top: the pretrained
+	// weights are exactly that subnet. nil = the space's largest.
+	Top *supernet.Arch
 	// Fixed, if set, trains only this subnet: conventional fine-tuning of one fixed
 	// architecture (no sandwich, no distillation), the baseline NAT is compared with.
 	Fixed *supernet.Arch
@@ -125,6 +130,14 @@ func New(sn *supernet.Supernet, cfg Config) (*Trainer, error) {
 	if cfg.Fixed != nil {
 		if err := sn.Spec.ValidateArch(*cfg.Fixed); err != nil {
 			return nil, fmt.Errorf("trainer: fixed subnet: %w", err)
+		}
+		if cfg.Top != nil {
+			return nil, errors.New("trainer: a fixed subnet has no sandwich: top and fixed exclude each other")
+		}
+	}
+	if cfg.Top != nil {
+		if err := sn.Spec.ValidateArch(*cfg.Top); err != nil {
+			return nil, fmt.Errorf("trainer: top subnet: %w", err)
 		}
 	}
 	if cfg.GraphCache <= 0 {
@@ -201,14 +214,14 @@ func (t *Trainer) graph(a supernet.Arch, n, r int) (*subnetGraph, error) {
 // StepResult summarises one sandwich step.
 type StepResult struct {
 	Loss         float64 // mean loss over the step's subnets (each with its distillation term)
-	LargestLoss  float64 // the largest subnet's loss (label-smoothed cross-entropy)
-	LargestAcc   float64 // top-1 accuracy of the largest subnet on the batch
+	LargestLoss  float64 // the top subnet's loss (the largest, or Config.Top; label-smoothed cross-entropy)
+	LargestAcc   float64 // top-1 accuracy of the top subnet on the batch
 	Subnets      int
 	LearningRate float64
 }
 
 // Step runs one sandwich step on a batch x [n,3,r,r] with integer labels: forward and
-// backward of the largest subnet (its softmax becomes the soft target of the others),
+// backward of the largest subnet, or cfg.Top (its softmax becomes the soft target of the others),
 // the smallest and cfg.Subnets sampled ones, gradients summed, then one SGD update at
 // learning rate lr.
 func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr float64) (StepResult, error) {
@@ -217,7 +230,11 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 	if n == 0 || r < 1 || len(x) != n*3*r*r {
 		return StepResult{}, fmt.Errorf("trainer: batch of %d labels with %d values, want %d", n, len(x), n*3*r*r)
 	}
-	archs := []supernet.Arch{s.Largest(), t.smallest()}
+	top := s.Largest()
+	if t.cfg.Top != nil {
+		top = *t.cfg.Top
+	}
+	archs := []supernet.Arch{top, t.smallest()}
 	if t.cfg.Fixed != nil {
 		archs = []supernet.Arch{*t.cfg.Fixed}
 	} else {

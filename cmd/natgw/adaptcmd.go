@@ -47,6 +47,7 @@ type adaptOptions struct {
 	trainRes                                          []int // batch sizes drawn per step; nil: res only
 	eliteRes                                          bool  // draw them from the elite's resolution genes
 	seeds                                             []supernet.Arch
+	top                                               *supernet.Arch // the sandwich's top subnet; nil: the largest
 }
 
 // cmdAdapt runs NAT's adaptation: alternate a surrogate-assisted search on the current
@@ -72,7 +73,7 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	fs.Float64Var(&o.lr, "lr", 0.001, "peak learning rate of each fine-tuning round")
 	fs.Float64Var(&o.wd, "weight-decay", 4e-5, "weight decay (not on BatchNorm and bias tensors)")
 	fs.Float64Var(&o.smoothing, "label-smoothing", 0.1, "label smoothing")
-	fs.Float64Var(&o.kd, "kd-ratio", 1, "weight of the distillation loss from the largest subnet")
+	fs.Float64Var(&o.kd, "kd-ratio", 1, "weight of the distillation loss from the largest subnet (or --top)")
 	fs.Float64Var(&o.cropScale, "crop-scale", 0.5, "smallest area fraction of the random resized crop")
 	fs.IntVar(&o.elite, "elite", 16, "archive members (front by front) whose genes the fine-tuning subnets are drawn from")
 	fs.Float64Var(&o.uniform, "uniform", 0.1, "probability that a gene is drawn uniformly instead of from the elite")
@@ -80,6 +81,7 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	fs.IntVar(&o.finalEvals, "final-evals", 48, "measured subnets of the final search, which the task serves")
 	fs.IntVar(&o.initial, "initial", 8, "random sample of each search (smallest and largest included)")
 	fs.IntVar(&o.perIter, "per-iter", 8, "subnets measured per surrogate iteration")
+	top := fs.String("top", "", "the sandwich's top subnet instead of the largest (OFA arch JSON or @file): trained every step and the source of the others' soft targets; an imported network's own arch is the natural one")
 	seedArchs := fs.String("seed-archs", "", `archs every search measures first, as a JSON array of OFA archs or @file.json (e.g. the pretrained network's own arch at a few resolutions): they join the archive, and so the fine-tuning elite, when they are good`)
 	fs.IntVar(&o.carry, "carry", 8, "best members of the previous archive re-measured first on the new weights")
 	fs.IntVar(&o.calib, "calib", 500, "BatchNorm calibration images from train (stored in the task for serving)")
@@ -91,6 +93,13 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	fs.IntVar(&o.workers, "workers", 0, "image decoding goroutines (0: one per core)")
 	if err := parse(fs, args, "supernet", "data", "out"); err != nil {
 		return helpOK(err)
+	}
+	if *top != "" {
+		a, err := supernet.ReadArchArg(*top)
+		if err != nil {
+			return usageError{"adapt: --top: " + err.Error()}
+		}
+		o.top = &a
 	}
 	if *seedArchs != "" {
 		var err error
@@ -196,6 +205,11 @@ func (a *adapter) run(ctx context.Context) error {
 		sn, err := supernet.Load(w, supernet.LoadOptions{})
 		if err != nil {
 			return err
+		}
+		if a.o.top != nil {
+			if err := sn.Spec.ValidateArch(*a.o.top); err != nil {
+				return usageError{"adapt: --top: " + err.Error()}
+			}
 		}
 		if a.tmpl, err = supernetPreprocess(sn, a.o.res); err != nil {
 			return err
@@ -375,7 +389,7 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archi
 	cfg := trainer.DefaultConfig()
 	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.Subnets = a.o.batch, a.o.res, a.o.epochs, a.o.subnets
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio = a.o.lr, a.o.wd, a.o.smoothing, a.o.kd
-	cfg.Seed, cfg.Sampler, cfg.Progress = a.o.seed+uint64(k), sampler, a.env.stderr
+	cfg.Seed, cfg.Sampler, cfg.Progress, cfg.Top = a.o.seed+uint64(k), sampler, a.env.stderr, a.o.top
 	cfg.Checkpoint, cfg.CheckpointEvery = a.path("train-%d.state", k), 50
 	cfg.WarmupSteps = loader.NumBatches() * a.o.epochs / 20
 	tr, err := trainer.New(sn, cfg)

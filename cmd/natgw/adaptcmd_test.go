@@ -123,3 +123,53 @@ func TestAdaptAndEvaluate(t *testing.T) {
 		t.Fatal("--train-resolutions best accepted")
 	}
 }
+
+// TestTopFlagRefused: natgw adapt and natgw train refuse a --top that does not parse or does
+// not fit the supernet's space before any work, and train refuses --top beside --fixed.
+func TestTopFlagRefused(t *testing.T) {
+	dir := t.TempDir()
+	ckpt := tinyCheckpoint(t, dir, 3, []int{24, 32})
+	data := filepath.Join(dir, "data")
+	for _, split := range []string{"train", "val"} {
+		for c, class := range []string{"a", "b", "c"} {
+			os.MkdirAll(filepath.Join(data, split, class), 0o755)
+			os.WriteFile(filepath.Join(data, split, class, "p.png"), solidPNG(t, uint8(30+90*c), 20), 0o644)
+		}
+	}
+	sn, err := supernet.Load(ckpt, supernet.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := sn.Spec.Largest()
+	bad := sn.Spec.Largest()
+	bad.KS = append([]int(nil), bad.KS...)
+	bad.KS[0] = 4
+	out := filepath.Join(dir, "models", "toy")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"adapt, not JSON", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top", "{"}, "--top"},
+		{"adapt, kernel 4", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top", string(bad.JSON())}, "--top"},
+		{"train, beside --fixed", []string{"train", "--supernet", ckpt, "--data", data, "--out", filepath.Join(dir, "w.safetensors"),
+			"--resolution", "32", "--batch", "2", "--epochs", "1", "--top", string(good.JSON()), "--fixed", string(good.JSON())}, "exclude each other"},
+	} {
+		_, stderr, err := runCLI(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error()+stderr, tc.want) {
+			t.Errorf("%s: err %v, stderr %q; want an error with %q", tc.name, err, stderr, tc.want)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a refused adapt wrote its task folder")
+	}
+	top := sn.Spec.Smallest()
+	stdout, stderr, err := runCLI(t, "train", "--supernet", ckpt, "--data", data, "--out", filepath.Join(dir, "top.safetensors"),
+		"--resolution", "24", "--batch", "2", "--max-steps", "1", "--calib", "2", "--workers", "1", "--top", string(top.JSON()))
+	if err != nil {
+		t.Fatalf("train --top: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, `"top":`) {
+		t.Errorf("train --top: its record lacks the top subnet: %s", stdout)
+	}
+}

@@ -40,6 +40,7 @@ type trainFlagsRecord struct {
 	Elastic    string  `json:"elastic"`
 	Sizes      []int   `json:"resolutions,omitempty"` // training batch sizes when elastic
 	Teacher    string  `json:"teacher,omitempty"`
+	Top        string  `json:"top,omitempty"`
 }
 
 func cmdTrain(ctx context.Context, env *cli, args []string) error {
@@ -50,7 +51,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	batch := fs.Int("batch", 0, "images per step")
 	epochs := fs.Int("epochs", 0, "passes over train/")
 	maxSteps := fs.Int("max-steps", 0, "stop after this many steps in all (0: epochs' worth)")
-	subnets := fs.Int("subnets", 2, "random subnets per step besides the largest and the smallest")
+	subnets := fs.Int("subnets", 2, "random subnets per step besides the largest (or --top) and the smallest")
 	out := fs.String("out", "", "where to write the trained supernet (natgw native format)")
 	lr := fs.Float64("lr", 0.025, "peak learning rate (cosine schedule after the warm-up)")
 	warmup := fs.Int("warmup", -1, "warm-up steps (-1: 5% of the steps)")
@@ -63,6 +64,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	state := fs.String("state", "", "resumable training state; resumed from when it exists (default: --out + .state)")
 	stateEvery := fs.Int("state-every", 200, "write the training state every this many steps")
 	workers := fs.Int("workers", 0, "image decoding goroutines (0: one per core)")
+	top := fs.String("top", "", "the sandwich's top subnet instead of the largest (OFA arch JSON or @file): trained every step and the source of the others' soft targets")
 	fixed := fs.String("fixed", "", "train only this subnet (OFA arch JSON or @file): conventional fine-tuning of a fixed architecture")
 	headStd := fs.Float64("head-std", trainer.HeadStd, "spread of a new task head's weights, when the data set's classes differ from the supernet's (0: a fresh network's 1/√fan-in)")
 	dropout := fs.Float64("dropout", -1, "dropout before the classifier (-1: the spec's)")
@@ -117,6 +119,17 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 		}
 		fixedArch = &a
 	}
+	var topArch *supernet.Arch
+	if *top != "" {
+		if fixedArch != nil {
+			return usageError{"train: --top and --fixed exclude each other (a fixed subnet has no sandwich)"}
+		}
+		a, err := supernet.ReadArchArg(*top)
+		if err != nil {
+			return usageError{"train: --top: " + err.Error()}
+		}
+		topArch = &a
+	}
 	if *cropScale <= 0 || *cropScale > 1 {
 		return usageError{"train: --crop-scale in (0, 1]"}
 	}
@@ -156,7 +169,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.MaxSteps, cfg.Subnets = *batch, *res, *epochs, *maxSteps, *subnets
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio, cfg.Seed = *lr, *wd, *smoothing, *kd, *seed
 	cfg.ValEvery, cfg.Checkpoint, cfg.CheckpointEvery, cfg.Progress = *valEvery, *state, *stateEvery, env.stderr
-	cfg.Fixed = fixedArch
+	cfg.Fixed, cfg.Top = fixedArch, topArch
 	if dims != supernet.AllDims() {
 		cfg.Elastic = &dims
 	}
@@ -207,7 +220,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 		Steps: result.Steps, StepsRun: result.StepsRun, ImagesPerSec: result.ImagesPerSec,
 		FinalLoss: result.FinalLoss, FirstLoss: result.FirstLoss, Evals: result.Evals,
 		Out: *out, State: *state, Spec: sn.Spec.Name, Classes: sn.Spec.Classes,
-		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt, Sizes: trainSizes},
+		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt, Top: *top, Sizes: trainSizes},
 	})
 	if err != nil {
 		return err
