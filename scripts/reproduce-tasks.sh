@@ -52,7 +52,8 @@ flowers_warm() {
 
 # flowers_adapt WARM OUT WORK [flags...]: the flowers recipe's NAT adaptation. Its batches
 # are drawn at 96, 128 (half of them) or 160 px, so that subnets train at the sizes they are
-# served at; chosen on val (docs/results.md).
+# served at; chosen on val (docs/results.md). The shipped task (flowers, below) also puts the
+# imported arch at the top of the sandwich (--top, session 8); the variants ran without.
 flowers_adapt() {
 	local warm=$1 out=$2 work=$3
 	shift 3
@@ -70,7 +71,7 @@ flowers() {
 		--calib "$S/flowers102/train" --calib-images 1020 --resolution 128 --id mobilenet_v2_1.0_224_quant \
 		--out "$w/imported.safetensors"
 	stage "flowers: warm-up" "$w/warm.safetensors" flowers_warm "$w/warm.safetensors"
-	stage "flowers: adapt" "$OUT/flowers/archive.json" flowers_adapt "$w/warm.safetensors" "$OUT/flowers" "$w/adapt"
+	stage "flowers: adapt" "$OUT/flowers/archive.json" flowers_adapt "$w/warm.safetensors" "$OUT/flowers" "$w/adapt" --top "{$MBV2,\"r\":128}"
 	stage "flowers: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/flowers' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
