@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr3|flowers-lr2warm|flowers-top]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -229,6 +229,13 @@ tinyimagenet-source() {
 	done
 }
 
+# flowers_test W LABEL: the final test evaluation of a variant's task W/task into W/test.jsonl.
+flowers_test() {
+	local w=$1
+	stage "$2: test evaluation" "$w/test.jsonl" \
+		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+}
+
 # flowers_variant W LABEL DESCRIPTION: the flowers recipe's adaptation (without seeds, as these
 # variants ran) and test evaluation, from W/warm.safetensors into W/task.
 flowers_variant() {
@@ -236,8 +243,7 @@ flowers_variant() {
 	stage "$label: adapt" "$w/task/archive.json" \
 		$N adapt --supernet "$w/warm.safetensors" --data "$S/flowers102" --out "$w/task" --name flowers --work "$w/adapt" \
 		--description "$desc" --resolution 128 --iterations 2 --epochs 5 --lr 0.001 --evals 20 --final-evals 40 --calib 500
-	stage "$label: test evaluation" "$w/test.jsonl" \
-		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+	flowers_test "$w" "$label"
 }
 
 # flowers-from-source: the flowers pipeline started from the progressive-shrinking source
@@ -350,20 +356,18 @@ cifar10-baseline-head01() {
 	done
 }
 
-# flowers-lr2, flowers-lr3: the flowers recipe with its warm-up and adaptation at lr 0.002 or
-# 0.003 instead of 0.001 (chosen under the fan-in head init, not re-tuned for N(0, 0.01));
-# decided on val: the task lands in $WORK/flowers-lrN/task.
+# flowers-lr2: the flowers recipe with its warm-up and adaptation at lr 0.002 instead of
+# 0.001 (chosen under the fan-in head init, not re-tuned for N(0, 0.01)); decided on val: the
+# task lands in $WORK/flowers-lr2/task.
 flowers_lr() {
 	local lr=$1 w=$WORK/flowers-$2
 	mkdir -p "$w"
 	stage "flowers lr $lr: warm-up" "$w/warm.safetensors" flowers_warm "$w/warm.safetensors" --lr "$lr"
 	stage "flowers lr $lr: adapt" "$w/task/archive.json" flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --lr "$lr"
-	stage "flowers lr $lr: test evaluation" "$w/test.jsonl" \
-		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+	flowers_test "$w" "flowers lr $lr"
 }
 
 flowers-lr2() { flowers_lr 0.002 lr2; }
-flowers-lr3() { flowers_lr 0.003 lr3; }
 
 # flowers-lr2warm: flowers-lr2's warm-up (lr 0.002) followed by the recipe's adaptation at
 # lr 0.001, val only: the task lands in $WORK/flowers-lr2warm/task.
@@ -373,8 +377,7 @@ flowers-lr2warm() {
 	[[ -e $WORK/flowers-lr2/warm.safetensors ]] || { echo "flowers-lr2warm: run flowers-lr2 first" >&2; return 1; }
 	stage "flowers lr 0.002 warm-up, lr 0.001 adaptation: adapt" "$w/task/archive.json" \
 		flowers_adapt "$WORK/flowers-lr2/warm.safetensors" "$w/task" "$w/adapt"
-	stage "flowers lr 0.002 warm-up, lr 0.001 adaptation: test evaluation" "$w/test.jsonl" \
-		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+	flowers_test "$w" "flowers lr 0.002 warm-up, lr 0.001 adaptation"
 }
 
 # flowers-top: the flowers recipe's adaptation with the imported arch (MobileNetV2) at the top
@@ -386,8 +389,7 @@ flowers-top() {
 	mkdir -p "$w"
 	stage "flowers, the imported arch at the top: adapt" "$w/task/archive.json" \
 		flowers_adapt "${FLOWERS_WARM:-$WORK/flowers/warm.safetensors}" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}"
-	stage "flowers, the imported arch at the top: test evaluation" "$w/test.jsonl" \
-		sh -c "$N evaluate --task '$w/task' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
+	flowers_test "$w" "flowers, the imported arch at the top"
 }
 
 for t in "${@:-flowers cifar10}"; do
