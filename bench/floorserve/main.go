@@ -83,6 +83,9 @@ func run() error {
 	}
 	defer sess.Close()
 	shape := append([]int64(nil), sess.Inputs()[0].Shape...)
+	if len(shape) != 4 || shape[1] < 1 || shape[2] < 1 || shape[3] < 1 {
+		return fmt.Errorf("%s: input shape %v: want [N,3,R,R] with R fixed", *model, shape)
+	}
 	shape[0] = 1
 	floats := int(shape[1] * shape[2] * shape[3])
 	ctx := context.Background()
