@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -390,6 +390,15 @@ flowers-top() {
 	stage "flowers, the imported arch at the top: adapt" "$w/task/archive.json" \
 		flowers_adapt "${FLOWERS_WARM:-$WORK/flowers/warm.safetensors}" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}"
 	flowers_test "$w" "flowers, the imported arch at the top"
+}
+
+# flowers-top-seed2: flowers-top with seed 2 (its own first search too), val only: how far
+# two runs of one recipe land apart in val hypervolume, the measure every choice above used.
+flowers-top-seed2() {
+	local w=$WORK/flowers-top-seed2
+	mkdir -p "$w"
+	stage "flowers, the imported arch at the top, seed 2: adapt" "$w/task/archive.json" \
+		flowers_adapt "${FLOWERS_WARM:-$WORK/flowers/warm.safetensors}" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --seed 2
 }
 
 for t in "${@:-flowers cifar10}"; do
