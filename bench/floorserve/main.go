@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"os"
 	"runtime"
@@ -90,9 +89,13 @@ func run() error {
 	floats := int(shape[1] * shape[2] * shape[3])
 	ctx := context.Background()
 
+	type result struct {
+		y   []float32
+		err error
+	}
 	type job struct {
 		x    []float32
-		done chan []float32
+		done chan result
 	}
 	jobs := make(chan job)
 	if *mode == "locked" {
@@ -100,17 +103,14 @@ func run() error {
 			runtime.LockOSThread()
 			for j := range jobs {
 				y, _, err := sess.Run(ctx, j.x, shape)
-				if err != nil {
-					log.Print(err)
-				}
-				j.done <- y
+				j.done <- result{y, err}
 			}
 		}()
 	}
 	var mu sync.Mutex // one client at a time: one body buffer, one reply buffer
 	body := make([]byte, 0, 4*floats+4096)
 	reply := make([]byte, 0, 4096)
-	done := make(chan []float32, 1)
+	done := make(chan result, 1)
 	h := func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -131,8 +131,12 @@ func run() error {
 		var y []float32
 		if *mode == "locked" {
 			jobs <- job{x, done}
-			y = <-done
-		} else if y, _, err = sess.Run(ctx, x, shape); err != nil {
+			res := <-done
+			y, err = res.y, res.err
+		} else {
+			y, _, err = sess.Run(ctx, x, shape)
+		}
+		if err != nil { // a failed run must not look like a fast answer
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
