@@ -81,8 +81,47 @@ func validArch(s *supernet.Spec, a supernet.Arch) error {
 	return s.ValidateArch(a)
 }
 
+// maxSalts bounds the rebuilds of a graph whose node hashes collide.
+const maxSalts = 8
+
 // build makes the training graph of arch for batches of n images of r×r pixels.
+//
+// Gorgonia identifies a node by a 32-bit hash: its compiler gives two nodes with equal
+// hashes one register, so one silently reads the other's value. A graph of ~900 nodes
+// collides about once in 10⁴ builds, which a training run of thousands of subnets does
+// meet. So every graph is checked, and one with a collision is rebuilt with another salt
+// in its op and input names' hashes.
 func (m *model) build(arch supernet.Arch, n, r int) (*subnetGraph, error) {
+	var errs []error
+	for salt := range maxSalts {
+		sg, err := m.buildSalted(arch, n, r, salt)
+		if err != nil {
+			return nil, err
+		}
+		x, y, ok := hashCollision(sg.g)
+		if !ok {
+			return sg, nil
+		}
+		errs = append(errs, fmt.Errorf("salt %d: %v and %v hash alike", salt, x, y))
+	}
+	return nil, fmt.Errorf("graph of %s at %d × %d px: node hashes collide with every salt: %w", arch.JSON(), n, r, errors.Join(errs...))
+}
+
+// hashCollision returns two distinct nodes of g with equal hashes, if any.
+func hashCollision(g *G.ExprGraph) (x, y *G.Node, ok bool) {
+	seen := make(map[uint32]*G.Node, len(g.AllNodes()))
+	for _, n := range g.AllNodes() {
+		h := n.Hashcode()
+		if o, dup := seen[h]; dup && o != n {
+			return o, n, true
+		}
+		seen[h] = n
+	}
+	return nil, nil, false
+}
+
+// buildSalted is build with one hash salt: 0 keeps the tensors' own names.
+func (m *model) buildSalted(arch supernet.Arch, n, r, salt int) (*subnetGraph, error) {
 	s := m.sn.Spec
 	if err := validArch(s, arch); err != nil {
 		return nil, err
@@ -91,7 +130,14 @@ func (m *model) build(arch supernet.Arch, n, r int) (*subnetGraph, error) {
 		return nil, fmt.Errorf("batch %d × %d px: sizes must be positive", n, r)
 	}
 	g := G.NewGraph()
-	b := &builder{g: g, a: m.a}
+	b := &builder{g: g, a: m.a, salt: salt}
+	// An input node's hash covers its name, so the salt goes into the names too.
+	nodeName := func(name string) string {
+		if salt == 0 {
+			return name
+		}
+		return fmt.Sprintf("%s~%d", name, salt)
+	}
 	var wrt G.Nodes
 	sl := func(name string, rows, cols int) *G.Node {
 		p, ok := m.byName[name]
@@ -102,7 +148,7 @@ func (m *model) build(arch supernet.Arch, n, r int) (*subnetGraph, error) {
 		if b.err != nil {
 			return nil
 		}
-		node := G.NewTensor(g, tensor.Float32, len(p.shape), G.WithShape(p.shape...), G.WithName(name),
+		node := G.NewTensor(g, tensor.Float32, len(p.shape), G.WithShape(p.shape...), G.WithName(nodeName(name)),
 			G.WithValue(tensor.New(tensor.WithShape(p.shape...), tensor.WithBacking(p.data))))
 		wrt = append(wrt, node)
 		return b.slice(node, p, rows, cols)
@@ -141,7 +187,7 @@ func (m *model) build(arch supernet.Arch, n, r int) (*subnetGraph, error) {
 		return b.chanScale(t, gate)
 	}
 
-	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(n, 3, r, r), G.WithName("input"))
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(n, 3, r, r), G.WithName(nodeName("input")))
 	stem := s.Stem
 	y := conv(x, sl("first_conv.conv.weight", stem.Out, 3), stem.Kernel, stem.Stride, 1, false)
 	y = bn(y, "first_conv.bn", stem.Out, stem.Act)

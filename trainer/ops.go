@@ -20,6 +20,7 @@ import (
 type opCore struct {
 	name  string
 	id    int64
+	salt  int          // the graph's hash salt (see model.build)
 	ins   []int        // rank of each input; 0 = float32 scalar
 	shape tensor.Shape // output shape; nil = scalar
 	a     *arena
@@ -52,7 +53,12 @@ func (o *opCore) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (o *opCore) ReturnsPtr() bool      { return false }
 func (o *opCore) CallsExtern() bool     { return false }
 func (o *opCore) OverwritesInput() int  { return -1 }
-func (o *opCore) WriteHash(h hash.Hash) { fmt.Fprintf(h, "natgw.%s#%d", o.name, o.id) }
+func (o *opCore) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "natgw.%s#%d", o.name, o.id)
+	if o.salt != 0 {
+		fmt.Fprintf(h, "~%d", o.salt)
+	}
+}
 func (o *opCore) Hashcode() uint32 {
 	h := fnv.New32a()
 	o.WriteHash(h)
@@ -106,12 +112,13 @@ type builder struct {
 	g    *G.ExprGraph
 	a    *arena
 	next int64
+	salt int
 	err  error
 }
 
 func (b *builder) core(name string, shape tensor.Shape, ins ...int) opCore {
 	b.next++
-	return opCore{name: name, id: b.next, ins: ins, shape: shape, a: b.a}
+	return opCore{name: name, id: b.next, salt: b.salt, ins: ins, shape: shape, a: b.a}
 }
 
 // apply adds an op node, remembering the first error so graph code stays linear.
@@ -736,6 +743,10 @@ func (o *scatterAccOp) Do(in ...G.Value) (G.Value, error) {
 	acc := s.p.grad
 	fc, inner := s.geometry()
 	row := s.cols * inner
+	if len(dy) != s.rows*row {
+		return nil, fmt.Errorf("gradient of %s: %d values for a [%d rows × %d] slice of %v (input shape %v)",
+			s.p.name, len(dy), s.rows, row, s.full, in[0].Shape())
+	}
 	for r := range s.rows {
 		dst := acc[r*fc*inner : r*fc*inner+row]
 		for j, v := range dy[r*row : (r+1)*row] {

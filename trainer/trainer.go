@@ -289,7 +289,7 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 		}
 		loss, err := g.run(x, target, logits)
 		if err != nil {
-			return res, fmt.Errorf("trainer: subnet %d: %w", i, err)
+			return res, fmt.Errorf("trainer: subnet %d %s (batch %d × %d px): %w", i, a.JSON(), n, r, err)
 		}
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return res, fmt.Errorf("trainer: step %d: loss is %v", t.step, loss)
