@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -50,6 +50,14 @@ flowers_warm() {
 		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --head-std 0.01 --out "$1" "${@:2}"
 }
 
+# ship_best OUT TASK...: copies the task with the highest val hypervolume to OUT (val only:
+# the test split plays no part in the choice).
+ship_best() {
+	local best
+	best=$(go run ./bench/archivehv -best "${@:2}") || return
+	rm -rf "$1.tmp" && cp -r "$best" "$1.tmp" && rm -rf "$1" && mv "$1.tmp" "$1"
+}
+
 # flowers_adapt WARM OUT WORK [flags...]: the flowers recipe's NAT adaptation. Its batches
 # are drawn at 96, 128 (half of them) or 160 px, so that subnets train at the sizes they are
 # served at; chosen on val (docs/results.md). The shipped task (flowers, below) also puts the
@@ -71,7 +79,14 @@ flowers() {
 		--calib "$S/flowers102/train" --calib-images 1020 --resolution 128 --id mobilenet_v2_1.0_224_quant \
 		--out "$w/imported.safetensors"
 	stage "flowers: warm-up" "$w/warm.safetensors" flowers_warm "$w/warm.safetensors"
-	stage "flowers: adapt" "$OUT/flowers/archive.json" flowers_adapt "$w/warm.safetensors" "$OUT/flowers" "$w/adapt" --top "{$MBV2,\"r\":128}"
+	# Three seeds of the adaptation; the task with the highest val hypervolume ships (session
+	# 9: two seeds of one recipe landed 0.013 apart, more than the recipes' differences).
+	local seed
+	for seed in 1 2 3; do
+		stage "flowers: adapt, seed $seed" "$w/seed$seed/task/archive.json" \
+			flowers_adapt "$w/warm.safetensors" "$w/seed$seed/task" "$w/seed$seed/adapt" --top "{$MBV2,\"r\":128}" --seed $seed
+	done
+	stage "flowers: the best of three seeds on val" "$OUT/flowers/archive.json" ship_best "$OUT/flowers" "$w"/seed{1,2,3}/task
 	stage "flowers: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/flowers' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
@@ -349,6 +364,18 @@ flowers-baseline-head01() {
 	done
 }
 
+# flowers-baseline-mix: baseline (a) at 128 px trained on NAT's batch sizes (96, 128 twice,
+# 160 px, one drawn per step), then measured on val at 96, 128 and 160 px: whether the gap
+# between NAT's served copy of the imported arch and (a) at 96 and 160 px comes from the share
+# of training each size gets or from the weight sharing (docs/results.md).
+flowers-baseline-mix() {
+	local w=$WORK/flowers name=fixed20-mix-head01
+	HEAD_STD=0.01 baseline a flowers "$S/flowers102" "$S/flowers102" $name "{$MBV2,\"r\":128}" 20 0.005 --resolutions 96,128,128,160
+	stage "flowers: baseline (a) $name on val at 96, 128, 160 px" "$w/$name.val.json" sh -c \
+		"$N search --supernet '$w/$name.safetensors' --data '$S/flowers102' --task '$OUT/flowers' --evals 3 --initial 3 --calib 500 \
+			--seed-archs '$(mbv2_seeds 96 128 160)' --out '$w/$name.val.json.tmp' >&2 && mv '$w/$name.val.json.tmp' '$w/$name.val.json'"
+}
+
 cifar10-baseline-head01() {
 	local r
 	for r in 96 128; do
@@ -392,14 +419,18 @@ flowers-top() {
 	flowers_test "$w" "flowers, the imported arch at the top"
 }
 
-# flowers-top-seed2: flowers-top with seed 2 (its own first search too), val only: how far
-# two runs of one recipe land apart in val hypervolume, the measure every choice above used.
-flowers-top-seed2() {
-	local w=$WORK/flowers-top-seed2
+# flowers_top_seed N: flowers-top with seed N (its own first search too), val only, into
+# $WORK/flowers-top-seedN/task. Seed 2 measured how far two runs of one recipe land apart in
+# val hypervolume, the measure every choice above used; seed 3 made the shipped task the
+# best of three seeds on val (docs/results.md).
+flowers_top_seed() {
+	local w=$WORK/flowers-top-seed$1
 	mkdir -p "$w"
-	stage "flowers, the imported arch at the top, seed 2: adapt" "$w/task/archive.json" \
-		flowers_adapt "${FLOWERS_WARM:-$WORK/flowers/warm.safetensors}" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --seed 2
+	stage "flowers, the imported arch at the top, seed $1: adapt" "$w/task/archive.json" \
+		flowers_adapt "${FLOWERS_WARM:-$WORK/flowers/warm.safetensors}" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --seed "$1"
 }
+flowers-top-seed2() { flowers_top_seed 2; }
+flowers-top-seed3() { flowers_top_seed 3; }
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done
