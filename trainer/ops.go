@@ -50,9 +50,9 @@ func (o *opCore) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	}
 	return o.shape.Clone(), nil
 }
-func (o *opCore) ReturnsPtr() bool      { return false }
-func (o *opCore) CallsExtern() bool     { return false }
-func (o *opCore) OverwritesInput() int  { return -1 }
+func (o *opCore) ReturnsPtr() bool     { return false }
+func (o *opCore) CallsExtern() bool    { return false }
+func (o *opCore) OverwritesInput() int { return -1 }
 func (o *opCore) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "natgw.%s#%d", o.name, o.id)
 	if o.salt != 0 {
