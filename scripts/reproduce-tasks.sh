@@ -372,7 +372,7 @@ flowers-baseline-mix() {
 	local w=$WORK/flowers name=fixed20-mix-head01
 	HEAD_STD=0.01 baseline a flowers "$S/flowers102" "$S/flowers102" $name "{$MBV2,\"r\":128}" 20 0.005 --resolutions 96,128,128,160
 	stage "flowers: baseline (a) $name on val at 96, 128, 160 px" "$w/$name.val.json" sh -c \
-		"$N search --supernet '$w/$name.safetensors' --data '$S/flowers102' --task '$OUT/flowers' --evals 3 --initial 3 --calib 500 \
+		"$N search --supernet '$w/$name.safetensors' --data '$S/flowers102' --task flowers --evals 3 --initial 3 --calib 500 \
 			--seed-archs '$(mbv2_seeds 96 128 160)' --out '$w/$name.val.json.tmp' >&2 && mv '$w/$name.val.json.tmp' '$w/$name.val.json'"
 }
 

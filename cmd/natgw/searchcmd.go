@@ -18,14 +18,15 @@ import (
 )
 
 // searchTemplate is the eval preprocessing for --task: the task folder's task.json when
-// there is one, else the ImageNet default.
-func searchTemplate(taskArg string) (preprocess.Spec, error) {
+// there is one, else the checkpoint's own (what natgw train validated it with), else the
+// ImageNet default.
+func searchTemplate(taskArg string, sn *supernet.Supernet) (preprocess.Spec, error) {
 	data, err := os.ReadFile(filepath.Join(taskArg, task.ManifestFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		if !task.ValidName(filepath.Base(taskArg)) {
 			return preprocess.Spec{}, fmt.Errorf("--task %q is neither a task folder nor a valid task name", taskArg)
 		}
-		return preprocess.DefaultSpec(0), nil
+		return supernetPreprocess(sn, 0)
 	}
 	if err != nil {
 		return preprocess.Spec{}, err
@@ -72,11 +73,11 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 			return usageError{"search: --seed-archs: " + err.Error()}
 		}
 	}
-	tmpl, err := searchTemplate(*taskArg)
+	sn, err := supernet.Load(*ckpt, supernet.LoadOptions{})
 	if err != nil {
 		return err
 	}
-	sn, err := supernet.Load(*ckpt, supernet.LoadOptions{})
+	tmpl, err := searchTemplate(*taskArg, sn)
 	if err != nil {
 		return err
 	}

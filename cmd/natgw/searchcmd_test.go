@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/natgw/natgw/internal/testutil"
+	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
 )
@@ -134,5 +135,57 @@ func TestSearchSeedArchs(t *testing.T) {
 		"--evals", "6", "--calib", "4", "--seed-archs", `[{"ks":[5,5,5,5],"e":[3,3,3,3],"d":[2,1],"r":50}]`)
 	if err == nil || !strings.Contains(err.Error(), "seed") {
 		t.Errorf("seed outside the space: err %v", err)
+	}
+}
+
+// TestSearchTemplate: a task folder's task.json wins; a task name measures with the
+// checkpoint's own preprocessing (an imported TensorFlow network's mean and std of 0.5, as
+// natgw train validated it), and only a checkpoint without any falls back to ImageNet's.
+func TestSearchTemplate(t *testing.T) {
+	tf := preprocess.DefaultSpec(0)
+	tf.Mean, tf.Std = [3]float32{0.5, 0.5, 0.5}, [3]float32{0.5, 0.5, 0.5}
+	raw, err := json.Marshal(tf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := supernet.Random(supernet.MobileNetV2Space(2), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imported, err := supernet.Random(supernet.MobileNetV2Space(2), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imported.Meta = map[string]string{preprocess.MetaKey: string(raw)}
+
+	folder := t.TempDir()
+	own := preprocess.DefaultSpec(0)
+	own.Mean = [3]float32{0.1, 0.2, 0.3}
+	m, err := json.Marshal(task.Manifest{Preprocess: own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(folder, task.ManifestFile), m, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, task string
+		sn         *supernet.Supernet
+		want       [3]float32 // mean
+	}{
+		{"task folder", folder, imported, own.Mean},
+		{"name, imported checkpoint", "flowers", imported, tf.Mean},
+		{"name, bare checkpoint", "flowers", bare, preprocess.DefaultSpec(0).Mean},
+	} {
+		got, err := searchTemplate(tc.task, tc.sn)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got.Mean != tc.want {
+			t.Errorf("%s: mean %v, want %v", tc.name, got.Mean, tc.want)
+		}
+	}
+	if _, err := searchTemplate("no/such task!", bare); err == nil {
+		t.Error("a path that is neither a task folder nor a task name was accepted")
 	}
 }
