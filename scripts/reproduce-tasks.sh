@@ -374,6 +374,14 @@ flowers-baseline-mix() {
 	stage "flowers: baseline (a) $name on val at 96, 128, 160 px" "$w/$name.val.json" sh -c \
 		"$N search --supernet '$w/$name.safetensors' --data '$S/flowers102' --task flowers --evals 3 --initial 3 --calib 500 \
 			--seed-archs '$(mbv2_seeds 96 128 160)' --out '$w/$name.val.json.tmp' >&2 && mv '$w/$name.val.json.tmp' '$w/$name.val.json'"
+	local r
+	go build -o bin/orteval ./bench/orteval
+	for r in 96 160; do # test at 128 px is in baselines.jsonl
+		stage "flowers: baseline (a) $name on test at $r px" "$w/$name-$r.test.json" sh -c "
+			$N export --supernet '$w/$name.safetensors' --arch '{$MBV2,\"r\":$r}' --task flowers --out '$w/$name-$r.onnx' > '$w/$name-$r.export.txt' 2>&1 &&
+			/usr/bin/python3 bench/orteval/prep.py '$w/$name-$r.onnx' '$S/flowers102' test | bin/orteval --model '$w/$name-$r.onnx' > '$w/$name-$r.test.json.tmp' &&
+			mv '$w/$name-$r.test.json.tmp' '$w/$name-$r.test.json'"
+	done
 }
 
 cifar10-baseline-head01() {
