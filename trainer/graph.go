@@ -88,8 +88,8 @@ const maxSalts = 8
 //
 // Gorgonia identifies a node by a 32-bit hash: its compiler gives two nodes with equal
 // hashes one register, so one silently reads the other's value. A graph of ~900 nodes
-// collides about once in 10⁴ builds, which a training run of thousands of subnets does
-// meet. So every graph is checked, and one with a collision is rebuilt with another salt
+// collides about once in 10⁴ builds, and a training run builds hundreds to thousands of
+// them. So every graph is checked, and one with a collision is rebuilt with another salt
 // in its op and input names' hashes.
 func (m *model) build(arch supernet.Arch, n, r int) (*subnetGraph, error) {
 	var errs []error
