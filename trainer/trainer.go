@@ -70,6 +70,11 @@ type Config struct {
 	// targets. Adapting an imported network, its own arch is the natural top: the pretrained
 	// weights are exactly that subnet. nil = the space's largest.
 	Top *supernet.Arch
+	// TopSizes, if set, also trains the top subnet (Top or the largest) at each of these
+	// input sizes every step, on the batch resized bilinearly, besides the batch's own size.
+	// With elastic-resolution batches each size otherwise gets only its share of the steps,
+	// while a network fine-tuned at one size gets them all.
+	TopSizes []int
 	// Fixed, if set, trains only this subnet: conventional fine-tuning of one fixed
 	// architecture (no sandwich, no distillation), the baseline NAT is compared with.
 	Fixed *supernet.Arch
@@ -103,6 +108,13 @@ func (c *Config) validate() error {
 		return errors.New("lr, momentum or weight decay out of range")
 	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1) || !(c.KDRatio >= 0):
 		return errors.New("label smoothing or kd ratio out of range")
+	case len(c.TopSizes) > 0 && c.Fixed != nil:
+		return errors.New("a fixed subnet has no sandwich: top sizes and fixed exclude each other")
+	}
+	for _, r := range c.TopSizes {
+		if r < 8 {
+			return fmt.Errorf("top size %d < 8", r)
+		}
 	}
 	return nil
 }
@@ -303,6 +315,39 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 			}
 		}
 	}
+	if t.cfg.Fixed == nil {
+		// The top at its other sizes, on the target it had at the batch's size (the hard
+		// labels, plus a frozen Teacher's soft targets when there is one).
+		copy(target, hard)
+		if t.cfg.Teacher != nil && teacher != nil {
+			kd := float32(t.cfg.KDRatio)
+			for j, v := range teacher {
+				target[j] += kd * v
+			}
+		}
+		done := map[int]bool{r: true}
+		for _, r2 := range t.cfg.TopSizes {
+			if done[r2] {
+				continue
+			}
+			done[r2] = true
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			g, err := t.graph(top, n, r2)
+			if err != nil {
+				return res, fmt.Errorf("trainer: top at %d px: %w", r2, err)
+			}
+			loss, err := g.run(resizeBilinear(x, n, r, r2), target, nil)
+			if err != nil {
+				return res, fmt.Errorf("trainer: top %s (batch %d × %d px): %w", top.JSON(), n, r2, err)
+			}
+			if math.IsNaN(loss) || math.IsInf(loss, 0) {
+				return res, fmt.Errorf("trainer: step %d: loss at %d px is %v", t.step, r2, loss)
+			}
+			res.Subnets++
+		}
+	}
 	if t.cfg.Trainable != nil {
 		for _, p := range t.m.params {
 			if p.present && !t.cfg.Trainable(p.name) {
@@ -358,4 +403,33 @@ func accuracy(logits []float32, labels []int, k int) float64 {
 		}
 	}
 	return float64(hit) / float64(len(labels))
+}
+
+// resizeBilinear resizes a batch x [n,3,r,r] to [n,3,r2,r2] with bilinear interpolation at
+// half-pixel centres (PyTorch's interpolate with align_corners=False, no antialiasing).
+func resizeBilinear(x []float32, n, r, r2 int) []float32 {
+	type tap struct {
+		i0, i1 int
+		w1     float32
+	}
+	taps := make([]tap, r2)
+	scale := float64(r) / float64(r2)
+	for o := range taps {
+		src := max((float64(o)+0.5)*scale-0.5, 0)
+		i0 := min(int(src), r-1)
+		taps[o] = tap{i0, min(i0+1, r-1), float32(src - float64(i0))}
+	}
+	y := make([]float32, n*3*r2*r2)
+	for p := range n * 3 {
+		in, out := x[p*r*r:(p+1)*r*r], y[p*r2*r2:(p+1)*r2*r2]
+		for oy, ty := range taps {
+			row0, row1 := in[ty.i0*r:(ty.i0+1)*r], in[ty.i1*r:(ty.i1+1)*r]
+			for ox, tx := range taps {
+				top := row0[tx.i0] + (row0[tx.i1]-row0[tx.i0])*tx.w1
+				bot := row1[tx.i0] + (row1[tx.i1]-row1[tx.i0])*tx.w1
+				out[oy*r2+ox] = top + (bot-top)*ty.w1
+			}
+		}
+	}
+	return y
 }

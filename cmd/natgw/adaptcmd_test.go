@@ -38,7 +38,8 @@ func TestAdaptAndEvaluate(t *testing.T) {
 	seed.R = sn0.Spec.Resolutions[0] // not in the initial sample, which has the largest at its largest resolution
 	args := []string{"adapt", "--seed-archs", "[" + string(seed.JSON()) + "]", "--supernet", ckpt, "--data", data, "--out", out, "--iterations", "1", "--epochs", "1",
 		"--batch", "4", "--resolution", "32", "--evals", "5", "--final-evals", "6", "--initial", "4", "--per-iter", "2",
-		"--carry", "2", "--calib", "6", "--workers", "1", "--latency=false", "--budgets", "1G", "--train-resolutions", "elite"}
+		"--carry", "2", "--calib", "6", "--workers", "1", "--latency=false", "--budgets", "1G", "--train-resolutions", "elite",
+		"--top-sizes", "24,32"}
 	_, stderr, err := runCLI(t, args...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
@@ -46,7 +47,7 @@ func TestAdaptAndEvaluate(t *testing.T) {
 	if !regexp.MustCompile(`fine-tuning 1 epochs at (24|32)(×\d+)?(,(24|32)(×\d+)?)? px`).MatchString(stderr) {
 		t.Errorf("fine-tuning not at the elite's resolutions:\n%s", stderr)
 	}
-	for _, want := range []string{"iteration 0/1: search", "iteration 0/1: fine-tuning", "iteration 1/1: search", "adapt: carried", "adapt: budget 1G:", "wrote task \"toy\""} {
+	for _, want := range []string{"iteration 0/1: search", "iteration 0/1: fine-tuning", "(the top also at 24,32 px)", "iteration 1/1: search", "adapt: carried", "adapt: budget 1G:", "wrote task \"toy\""} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("progress lacks %q:\n%s", want, stderr)
 		}
@@ -152,6 +153,8 @@ func TestTopFlagRefused(t *testing.T) {
 	}{
 		{"adapt, not JSON", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top", "{"}, "--top"},
 		{"adapt, kernel 4", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top", string(bad.JSON())}, "--top"},
+		{"adapt, top size 4", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "24,4"}, "--top-sizes"},
+		{"adapt, top sizes not numbers", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "24,,32"}, "--top-sizes"},
 		{"train, beside --fixed", []string{"train", "--supernet", ckpt, "--data", data, "--out", filepath.Join(dir, "w.safetensors"),
 			"--resolution", "32", "--batch", "2", "--epochs", "1", "--top", string(good.JSON()), "--fixed", string(good.JSON())}, "exclude each other"},
 	} {
