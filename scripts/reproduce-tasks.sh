@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -441,8 +441,9 @@ flowers_top_sizes() {
 		flowers_adapt "${FLOWERS_WARM:-$WORK/flowers/warm.safetensors}" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --seed "$1" --top-sizes 96,128,160
 }
 flowers-top-sizes() { flowers_top_sizes 2 ""; }
-# flowers-top-sizes-seed3: the same with seed 3 (docs/results.md).
+# flowers-top-sizes-seed3, -seed1: the same with seeds 3 and 1 (docs/results.md).
 flowers-top-sizes-seed3() { flowers_top_sizes 3 -seed3; }
+flowers-top-sizes-seed1() { flowers_top_sizes 1 -seed1; }
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done
