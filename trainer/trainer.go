@@ -225,10 +225,10 @@ func (t *Trainer) graph(a supernet.Arch, n, r int) (*subnetGraph, error) {
 
 // StepResult summarises one sandwich step.
 type StepResult struct {
-	Loss         float64 // mean loss over the step's subnets (each with its distillation term)
+	Loss         float64 // mean loss over the step's subnets (each with its distillation term), at the batch's size
 	LargestLoss  float64 // the top subnet's loss (the largest, or Config.Top; label-smoothed cross-entropy)
 	LargestAcc   float64 // top-1 accuracy of the top subnet on the batch
-	Subnets      int
+	Subnets      int     // forward and backward passes run, the top's at Config.TopSizes included
 	LearningRate float64
 }
 
@@ -315,7 +315,7 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 			}
 		}
 	}
-	if t.cfg.Fixed == nil {
+	if t.cfg.Fixed == nil && len(t.cfg.TopSizes) > 0 {
 		// The top at its other sizes, on the target it had at the batch's size (the hard
 		// labels, plus a frozen Teacher's soft targets when there is one).
 		copy(target, hard)
