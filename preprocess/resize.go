@@ -79,3 +79,26 @@ func ResizeRegion(img *RGB, src image.Rectangle, w, h int, dst []float32) error 
 	resample(img, src.Min.X, src.Min.Y, src.Dx(), src.Dy(), w, h, 0, 0, w, h, dst)
 	return nil
 }
+
+// ResizePlanes resizes planes square h×h float planes, stored one after another in src,
+// to r×r with the package's bilinear rule (the same source indices and weights as image
+// resizing), writing them into dst (len planes·r·r). The trainer uses it to show a batch
+// already preprocessed at one size to a subnet at another.
+func ResizePlanes(src []float32, planes, h, r int, dst []float32) error {
+	if planes < 0 || h < 1 || r < 1 || len(src) != planes*h*h || len(dst) != planes*r*r {
+		return fmt.Errorf("preprocess: %d planes of %d×%d into %d×%d: src has %d values, dst %d", planes, h, h, r, r, len(src), len(dst))
+	}
+	m := newAxisMap(h, r, 0, r, 0)
+	for p := range planes {
+		in, out := src[p*h*h:(p+1)*h*h], dst[p*r*r:(p+1)*r*r]
+		for y := range r {
+			row0, row1 := in[m.i0[y]*h:(m.i0[y]+1)*h], in[m.i1[y]*h:(m.i1[y]+1)*h]
+			wy0, wy1 := m.l0[y], m.l1[y]
+			for x := range r {
+				c0, c1 := m.i0[x], m.i1[x]
+				out[y*r+x] = wy0*(m.l0[x]*row0[c0]+m.l1[x]*row0[c1]) + wy1*(m.l0[x]*row1[c0]+m.l1[x]*row1[c1])
+			}
+		}
+	}
+	return nil
+}

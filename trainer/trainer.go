@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
 )
 
@@ -338,7 +339,11 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 			if err != nil {
 				return res, fmt.Errorf("trainer: top at %d px: %w", r2, err)
 			}
-			loss, err := g.run(resizeBilinear(x, n, r, r2), target, nil)
+			x2 := make([]float32, n*3*r2*r2)
+			if err := preprocess.ResizePlanes(x, n*3, r, r2, x2); err != nil {
+				return res, fmt.Errorf("trainer: top at %d px: %w", r2, err)
+			}
+			loss, err := g.run(x2, target, nil)
 			if err != nil {
 				return res, fmt.Errorf("trainer: top %s (batch %d × %d px): %w", top.JSON(), n, r2, err)
 			}
@@ -403,33 +408,4 @@ func accuracy(logits []float32, labels []int, k int) float64 {
 		}
 	}
 	return float64(hit) / float64(len(labels))
-}
-
-// resizeBilinear resizes a batch x [n,3,r,r] to [n,3,r2,r2] with bilinear interpolation at
-// half-pixel centres (PyTorch's interpolate with align_corners=False, no antialiasing).
-func resizeBilinear(x []float32, n, r, r2 int) []float32 {
-	type tap struct {
-		i0, i1 int
-		w1     float32
-	}
-	taps := make([]tap, r2)
-	scale := float64(r) / float64(r2)
-	for o := range taps {
-		src := max((float64(o)+0.5)*scale-0.5, 0)
-		i0 := min(int(src), r-1)
-		taps[o] = tap{i0, min(i0+1, r-1), float32(src - float64(i0))}
-	}
-	y := make([]float32, n*3*r2*r2)
-	for p := range n * 3 {
-		in, out := x[p*r*r:(p+1)*r*r], y[p*r2*r2:(p+1)*r2*r2]
-		for oy, ty := range taps {
-			row0, row1 := in[ty.i0*r:(ty.i0+1)*r], in[ty.i1*r:(ty.i1+1)*r]
-			for ox, tx := range taps {
-				top := row0[tx.i0] + (row0[tx.i1]-row0[tx.i0])*tx.w1
-				bot := row1[tx.i0] + (row1[tx.i1]-row1[tx.i0])*tx.w1
-				out[oy*r2+ox] = top + (bot-top)*ty.w1
-			}
-		}
-	}
-	return y
 }
