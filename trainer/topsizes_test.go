@@ -2,7 +2,7 @@ package trainer
 
 import (
 	"context"
-	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -32,16 +32,7 @@ func TestTopSizes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var keys []string
-		for key := range tr.graphs.byKey {
-			var a supernet.Arch
-			dec := json.NewDecoder(strings.NewReader(key))
-			if err := dec.Decode(&a); err != nil {
-				t.Fatalf("graph key %q: %v", key, err)
-			}
-			keys = append(keys, key)
-		}
-		slices.Sort(keys)
+		keys := slices.Sorted(maps.Keys(tr.graphs.byKey))
 		return snapshot(sn), res, keys
 	}
 	plain, plainRes, plainKeys := run(nil)
