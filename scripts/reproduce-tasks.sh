@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -444,6 +444,18 @@ flowers-top-sizes() { flowers_top_sizes 2 ""; }
 # flowers-top-sizes-seed3, -seed1: the same with seeds 3 and 1 (docs/results.md).
 flowers-top-sizes-seed3() { flowers_top_sizes 3 -seed3; }
 flowers-top-sizes-seed1() { flowers_top_sizes 1 -seed1; }
+
+# flowers-warm-top-sizes: the shipped recipe (seed 3) on a warm-up whose top is also the
+# imported arch trained at 96, 128 and 160 px every step, as the adaptation's is; val only,
+# into $WORK/flowers-warm-top-sizes/task (docs/results.md).
+flowers-warm-top-sizes() {
+	local w=$WORK/flowers-warm-top-sizes
+	mkdir -p "$w"
+	stage "flowers, warm-up with the top at every size: warm-up" "$w/warm.safetensors" \
+		flowers_warm "$w/warm.safetensors" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160
+	stage "flowers, warm-up with the top at every size: adapt" "$w/task/archive.json" \
+		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --seed 3
+}
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done

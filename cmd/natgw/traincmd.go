@@ -41,6 +41,7 @@ type trainFlagsRecord struct {
 	Sizes      []int   `json:"resolutions,omitempty"` // training batch sizes when elastic
 	Teacher    string  `json:"teacher,omitempty"`
 	Top        string  `json:"top,omitempty"`
+	TopSizes   []int   `json:"top_sizes,omitempty"`
 }
 
 func cmdTrain(ctx context.Context, env *cli, args []string) error {
@@ -65,6 +66,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	stateEvery := fs.Int("state-every", 200, "write the training state every this many steps")
 	workers := fs.Int("workers", 0, "image decoding goroutines (0: one per core)")
 	top := fs.String("top", "", "the sandwich's top subnet instead of the largest (OFA arch JSON or @file): trained every step and the source of the others' soft targets")
+	topSizes := fs.String("top-sizes", "", "comma-separated input sizes at which the top subnet (--top or the largest) also trains every step, on the batch resized, besides the batch's own size; empty: the batch's only")
 	fixed := fs.String("fixed", "", "train only this subnet (OFA arch JSON or @file): conventional fine-tuning of a fixed architecture")
 	headStd := fs.Float64("head-std", trainer.HeadStd, "spread of a new task head's weights, when the data set's classes differ from the supernet's (0: a fresh network's 1/√fan-in)")
 	dropout := fs.Float64("dropout", -1, "dropout before the classifier (-1: the spec's)")
@@ -130,6 +132,12 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 		}
 		topArch = &a
 	}
+	var topSizeList []int
+	if *topSizes != "" {
+		if topSizeList, err = parseSizes(*topSizes); err != nil {
+			return usageError{"train: --top-sizes: " + err.Error()}
+		}
+	}
 	if *cropScale <= 0 || *cropScale > 1 {
 		return usageError{"train: --crop-scale in (0, 1]"}
 	}
@@ -169,7 +177,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.MaxSteps, cfg.Subnets = *batch, *res, *epochs, *maxSteps, *subnets
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio, cfg.Seed = *lr, *wd, *smoothing, *kd, *seed
 	cfg.ValEvery, cfg.Checkpoint, cfg.CheckpointEvery, cfg.Progress = *valEvery, *state, *stateEvery, env.stderr
-	cfg.Fixed, cfg.Top = fixedArch, topArch
+	cfg.Fixed, cfg.Top, cfg.TopSizes = fixedArch, topArch, topSizeList
 	if dims != supernet.AllDims() {
 		cfg.Elastic = &dims
 	}
@@ -220,7 +228,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 		Steps: result.Steps, StepsRun: result.StepsRun, ImagesPerSec: result.ImagesPerSec,
 		FinalLoss: result.FinalLoss, FirstLoss: result.FirstLoss, Evals: result.Evals,
 		Out: *out, State: *state, Spec: sn.Spec.Name, Classes: sn.Spec.Classes,
-		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt, Top: *top, Sizes: trainSizes},
+		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt, Top: *top, Sizes: trainSizes, TopSizes: topSizeList},
 	})
 	if err != nil {
 		return err

@@ -55,10 +55,10 @@ func TestTrainCommand(t *testing.T) {
 		t.Fatalf("trained spec %s", trained.Spec.Name)
 	}
 	// A progressive-shrinking phase: kernel only, distilled from a frozen teacher.
-	// Also at two input sizes per step, validated at --resolution.
+	// Also at two input sizes per step, validated at --resolution, the top at both every step.
 	stdout, stderr, err = runCLI(t, "train", "--supernet", ckpt, "--data", data, "--resolution", "32", "--batch", "4",
 		"--max-steps", "2", "--subnets", "1", "--calib", "4", "--workers", "1", "--elastic", "ks", "--teacher", ckpt,
-		"--resolutions", "24,32", "--out", filepath.Join(dir, "ps.safetensors"))
+		"--resolutions", "24,32", "--top-sizes", "24,32", "--out", filepath.Join(dir, "ps.safetensors"))
 	if err != nil {
 		t.Fatalf("--elastic ks --teacher --resolutions: %v\n%s", err, stderr)
 	}
@@ -67,15 +67,18 @@ func TestTrainCommand(t *testing.T) {
 		Config struct {
 			Elastic, Teacher string
 			Resolutions      []int
+			TopSizes         []int `json:"top_sizes"`
 		} `json:"config"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &ps); err != nil || ps.Config.Elastic != "ks" || ps.Config.Teacher != ckpt ||
-		len(ps.Config.Resolutions) != 2 {
+		len(ps.Config.Resolutions) != 2 || len(ps.Config.TopSizes) != 2 {
 		t.Fatalf("phase summary %s (%v)", lines[len(lines)-1], err)
 	}
 	for _, bad := range [][]string{
 		{"--elastic", "kernel"},
 		{"--resolutions", "32,7"},
+		{"--top-sizes", "32,7"},
+		{"--top-sizes", "32", "--fixed", `{"ks":[3,3],"e":[2,2],"d":[2],"r":32}`},
 		{"--teacher", tinyCheckpoint(t, t.TempDir(), 3, []int{32})}, // 3 classes, the data has 2
 	} {
 		args := append([]string{"train", "--supernet", ckpt, "--data", data, "--resolution", "32", "--batch", "4",
