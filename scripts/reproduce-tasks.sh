@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -445,17 +445,21 @@ flowers-top-sizes() { flowers_top_sizes 2 ""; }
 flowers-top-sizes-seed3() { flowers_top_sizes 3 -seed3; }
 flowers-top-sizes-seed1() { flowers_top_sizes 1 -seed1; }
 
-# flowers-warm-top-sizes: the shipped recipe (seed 3) on a warm-up whose top is also the
-# imported arch trained at 96, 128 and 160 px every step, as the adaptation's is; val only,
-# into $WORK/flowers-warm-top-sizes/task (docs/results.md).
-flowers-warm-top-sizes() {
-	local w=$WORK/flowers-warm-top-sizes
+# flowers_warm_top_sizes SEED SUFFIX [ASEED]: the recipe (--top-sizes) on a warm-up whose top is
+# also the imported arch trained at 96, 128 and 160 px every step, as the adaptation's is;
+# warm-up with seed SEED, adaptation with ASEED (default SEED), val only, into $WORK/flowers-warm-top-sizesSUFFIX/task
+# (docs/results.md).
+flowers_warm_top_sizes() {
+	local w=$WORK/flowers-warm-top-sizes$2
 	mkdir -p "$w"
-	stage "flowers, warm-up with the top at every size: warm-up" "$w/warm.safetensors" \
-		flowers_warm "$w/warm.safetensors" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160
-	stage "flowers, warm-up with the top at every size: adapt" "$w/task/archive.json" \
-		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --seed 3
+	stage "flowers, warm-up with the top at every size, seed $1: warm-up" "$w/warm.safetensors" \
+		flowers_warm "$w/warm.safetensors" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --seed "$1"
+	stage "flowers, warm-up with the top at every size, seed $1: adapt" "$w/task/archive.json" \
+		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --seed "${3:-$1}"
 }
+# flowers-warm-top-sizes: warm-up seed 1, adaptation seed 3 (the shipped run's seed).
+flowers-warm-top-sizes() { flowers_warm_top_sizes 1 "" 3; }
+flowers-warm-top-sizes-seed2() { flowers_warm_top_sizes 2 -seed2; }
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done
