@@ -43,8 +43,9 @@ mbv2_seeds() {
 }
 
 # flowers_warm OUT [flags...]: the flowers recipe's warm-up from the import, its new head at
-# N(0, 0.01); the shipped task's adds the imported arch as the top, trained at every size. The variants of sessions 5 and 6 below (flowers-elasticres, -elasticwarm, -res96,
-# -iter3) ran on warm-ups with the fan-in head (--head-std 0).
+# N(0, 0.01); the shipped task's adds the imported arch as the top, trained at every size.
+# The variants of sessions 5 and 6 below (flowers-elasticres, -elasticwarm, -res96, -iter3)
+# ran on warm-ups with the fan-in head (--head-std 0).
 flowers_warm() {
 	$N train --supernet "$WORK/flowers/imported.safetensors" --data "$S/flowers102" --resolution 128 --batch 32 --epochs 10 \
 		--subnets 1 --lr 0.001 --weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --calib 500 --head-std 0.01 --out "$1" "${@:2}"
@@ -446,10 +447,10 @@ flowers-top-sizes() { flowers_top_sizes 2 ""; }
 flowers-top-sizes-seed3() { flowers_top_sizes 3 -seed3; }
 flowers-top-sizes-seed1() { flowers_top_sizes 1 -seed1; }
 
-# flowers_warm_top_sizes SEED SUFFIX [ASEED]: the recipe (--top-sizes) on a warm-up whose top is
-# also the imported arch trained at 96, 128 and 160 px every step, as the adaptation's is;
-# warm-up with seed SEED, adaptation with ASEED (default SEED), val only, into $WORK/flowers-warm-top-sizesSUFFIX/task
-# (docs/results.md).
+# flowers_warm_top_sizes SEED SUFFIX [ASEED]: the recipe (--top-sizes) on a warm-up whose
+# top is also the imported arch trained at 96, 128 and 160 px every step, as the
+# adaptation's is; warm-up with seed SEED, adaptation with ASEED (default SEED), val only,
+# into $WORK/flowers-warm-top-sizesSUFFIX/task (docs/results.md).
 flowers_warm_top_sizes() {
 	local w=$WORK/flowers-warm-top-sizes$2
 	mkdir -p "$w"
@@ -458,7 +459,7 @@ flowers_warm_top_sizes() {
 	stage "flowers, warm-up with the top at every size, seed $1: adapt" "$w/task/archive.json" \
 		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --seed "${3:-$1}"
 }
-# flowers-warm-top-sizes: warm-up seed 1, adaptation seed 3 (the shipped run's seed).
+# flowers-warm-top-sizes: warm-up seed 1, adaptation seed 3 (the seed shipped then).
 flowers-warm-top-sizes() { flowers_warm_top_sizes 1 "" 3; }
 flowers-warm-top-sizes-seed2() { flowers_warm_top_sizes 2 -seed2; }
 flowers-warm-top-sizes-seed3() { flowers_warm_top_sizes 3 -seed3; }
