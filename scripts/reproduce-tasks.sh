@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -463,6 +463,20 @@ flowers_warm_top_sizes() {
 flowers-warm-top-sizes() { flowers_warm_top_sizes 1 "" 3; }
 flowers-warm-top-sizes-seed2() { flowers_warm_top_sizes 2 -seed2; }
 flowers-warm-top-sizes-seed3() { flowers_warm_top_sizes 3 -seed3; }
+
+# flowers_top_kd SEED SUFFIX: the shipped recipe with --top-kd in the warm-up and the
+# adaptation: the top at 160 px, its largest size, teaches every other pass, the top at 96
+# and 128 px included (session 11). Val only, into $WORK/flowers-top-kdSUFFIX/task.
+flowers_top_kd() {
+	local w=$WORK/flowers-top-kd$2
+	mkdir -p "$w"
+	stage "flowers, the top taught at its largest size, seed $1: warm-up" "$w/warm.safetensors" \
+		flowers_warm "$w/warm.safetensors" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --seed "$1"
+	stage "flowers, the top taught at its largest size, seed $1: adapt" "$w/task/archive.json" \
+		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --seed "$1"
+}
+flowers-top-kd() { flowers_top_kd 2 ""; }
+flowers-top-kd-seed3() { flowers_top_kd 3 -seed3; }
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done

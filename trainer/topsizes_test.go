@@ -79,3 +79,70 @@ func TestTopSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestTopKD: with Config.TopKD the top at its largest size trains first and teaches every
+// other pass. When that size is the batch's, the step is the plain TopSizes one except that
+// the top's smaller sizes learn from it too; when it is larger, the top also trains there.
+// It is refused without top sizes and beside a frozen teacher.
+func TestTopKD(t *testing.T) {
+	const classes, n, r = 5, 4, 24
+	s := tinySpec(classes)
+	x := noise(n*3*r*r, 6)
+	run := func(sizes []int, kd bool) (map[string][]float32, StepResult, []string) {
+		sn, err := supernet.Random(s, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := DefaultConfig()
+		cfg.Batch, cfg.Resolution, cfg.Subnets, cfg.LR, cfg.TopSizes, cfg.TopKD = n, r, 0, 0.05, sizes, kd
+		tr, err := New(sn, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := tr.Step(context.Background(), x, r, []int{0, 1, 2, 3}, cfg.LR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snapshot(sn), res, slices.Sorted(maps.Keys(tr.graphs.byKey))
+	}
+	const w = "classifier.linear.weight"
+	for _, tc := range []struct {
+		name  string
+		sizes []int
+		same  bool // TopKD leaves the update as it was
+	}{
+		{"only the batch's size", []int{24}, true},
+		{"a smaller size", []int{16, 24}, false},
+		{"a larger size", []int{16, 32}, false},
+	} {
+		plain, plainRes, plainKeys := run(tc.sizes, false)
+		kd, kdRes, kdKeys := run(tc.sizes, true)
+		if kdRes.Subnets != plainRes.Subnets || !slices.Equal(kdKeys, plainKeys) {
+			t.Errorf("%s: TopKD trained %d passes, graphs %v; without it %d, %v", tc.name, kdRes.Subnets, kdKeys, plainRes.Subnets, plainKeys)
+		}
+		if d := maxAbsDiff(kd[w], plain[w]); (d == 0) != tc.same {
+			t.Errorf("%s: TopKD changed the update by %g; want a change: %v", tc.name, d, !tc.same)
+		}
+	}
+
+	sn, err := supernet.Random(s, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	teacher := func(context.Context, []float32, int, int) ([]float32, error) { return make([]float32, n*classes), nil }
+	for _, tc := range []struct {
+		name    string
+		sizes   []int
+		teacher func(context.Context, []float32, int, int) ([]float32, error)
+		want    string
+	}{
+		{"no top sizes", nil, nil, "needs top sizes"},
+		{"beside a teacher", []int{32}, teacher, "exclude each other"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Batch, cfg.Resolution, cfg.TopSizes, cfg.TopKD, cfg.Teacher = n, r, tc.sizes, true, tc.teacher
+		if _, err := New(sn, cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: New = %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/natgw/natgw/preprocess"
@@ -76,6 +77,12 @@ type Config struct {
 	// With elastic-resolution batches each size otherwise gets only its share of the steps,
 	// while a network fine-tuned at one size gets them all.
 	TopSizes []int
+	// TopKD, with TopSizes, makes the top at its largest size (of TopSizes and the batch's)
+	// the teacher: it trains first, on the hard labels, and its softmax is the soft target
+	// of every other pass, the top at its smaller sizes included. A size then learns from
+	// the same weights seen sharper, which the hard labels alone (10 images a class on
+	// Flowers) do not give it. Excludes Teacher.
+	TopKD bool
 	// Fixed, if set, trains only this subnet: conventional fine-tuning of one fixed
 	// architecture (no sandwich, no distillation), the baseline NAT is compared with.
 	Fixed *supernet.Arch
@@ -111,6 +118,10 @@ func (c *Config) validate() error {
 		return errors.New("label smoothing or kd ratio out of range")
 	case len(c.TopSizes) > 0 && c.Fixed != nil:
 		return errors.New("a fixed subnet has no sandwich: top sizes and fixed exclude each other")
+	case c.TopKD && len(c.TopSizes) == 0:
+		return errors.New("top kd distils from the top at its largest size: it needs top sizes")
+	case c.TopKD && c.Teacher != nil:
+		return errors.New("top kd and a teacher both give the soft targets: they exclude each other")
 	}
 	for _, r := range c.TopSizes {
 		if r < 8 {
@@ -227,7 +238,7 @@ func (t *Trainer) graph(a supernet.Arch, n, r int) (*subnetGraph, error) {
 // StepResult summarises one sandwich step.
 type StepResult struct {
 	Loss         float64 // mean loss over the step's subnets (each with its distillation term), at the batch's size
-	LargestLoss  float64 // the top subnet's loss (the largest, or Config.Top; label-smoothed cross-entropy)
+	LargestLoss  float64 // the top subnet's loss at the batch's size (the largest, or Config.Top; label-smoothed cross-entropy, plus the distillation term under TopKD)
 	LargestAcc   float64 // top-1 accuracy of the top subnet on the batch
 	Subnets      int     // forward and backward passes run, the top's at Config.TopSizes included
 	LearningRate float64
@@ -285,6 +296,19 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 		teacher = softmax(z, k)
 	}
 	res := StepResult{Subnets: len(archs), LearningRate: lr}
+	done := map[int]bool{r: true} // sizes the top has trained at this step
+	if t.cfg.Fixed == nil && t.cfg.TopKD && t.cfg.KDRatio > 0 {
+		rt := slices.Max(append([]int{r}, t.cfg.TopSizes...))
+		if rt != r {
+			z := make([]float32, n*k)
+			if err := t.topAt(ctx, top, x, n, r, rt, hard, z); err != nil {
+				return res, err
+			}
+			done[rt] = true
+			res.Subnets++
+			teacher = softmax(z, k)
+		}
+	}
 	for i, a := range archs {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -311,44 +335,29 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 		if i == 0 {
 			res.LargestLoss = loss
 			res.LargestAcc = accuracy(logits, labels, k)
-			if t.cfg.KDRatio > 0 && len(archs) > 1 && t.cfg.Teacher == nil {
+			if t.cfg.KDRatio > 0 && len(archs) > 1 && teacher == nil {
 				teacher = softmax(logits, k)
 			}
 		}
 	}
 	if t.cfg.Fixed == nil && len(t.cfg.TopSizes) > 0 {
-		// The top at its other sizes, on the target it had at the batch's size (the hard
-		// labels, plus a frozen Teacher's soft targets when there is one).
+		// The top at its other sizes, on the target it had at the batch's size: the hard
+		// labels, plus soft targets from a frozen Teacher or, with TopKD, from the top at
+		// its largest size. Its own softmax at the batch's size is not one of them.
 		copy(target, hard)
-		if t.cfg.Teacher != nil && teacher != nil {
+		if (t.cfg.Teacher != nil || t.cfg.TopKD) && teacher != nil {
 			kd := float32(t.cfg.KDRatio)
 			for j, v := range teacher {
 				target[j] += kd * v
 			}
 		}
-		done := map[int]bool{r: true}
 		for _, r2 := range t.cfg.TopSizes {
 			if done[r2] {
 				continue
 			}
 			done[r2] = true
-			if err := ctx.Err(); err != nil {
+			if err := t.topAt(ctx, top, x, n, r, r2, target, nil); err != nil {
 				return res, err
-			}
-			g, err := t.graph(top, n, r2)
-			if err != nil {
-				return res, fmt.Errorf("trainer: top at %d px: %w", r2, err)
-			}
-			x2 := make([]float32, n*3*r2*r2)
-			if err := preprocess.ResizePlanes(x, n*3, r, r2, x2); err != nil {
-				return res, fmt.Errorf("trainer: top at %d px: %w", r2, err)
-			}
-			loss, err := g.run(x2, target, nil)
-			if err != nil {
-				return res, fmt.Errorf("trainer: top %s (batch %d × %d px): %w", top.JSON(), n, r2, err)
-			}
-			if math.IsNaN(loss) || math.IsInf(loss, 0) {
-				return res, fmt.Errorf("trainer: step %d: loss at %d px is %v", t.step, r2, loss)
 			}
 			res.Subnets++
 		}
@@ -365,6 +374,30 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 	t.m.zeroGrad()
 	t.step++
 	return res, nil
+}
+
+// topAt trains the top subnet once on the batch x [n,3,r,r] resized to r2 px, against
+// target; logits, if not nil, gets its output.
+func (t *Trainer) topAt(ctx context.Context, top supernet.Arch, x []float32, n, r, r2 int, target, logits []float32) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g, err := t.graph(top, n, r2)
+	if err != nil {
+		return fmt.Errorf("trainer: top at %d px: %w", r2, err)
+	}
+	x2 := make([]float32, n*3*r2*r2)
+	if err := preprocess.ResizePlanes(x, n*3, r, r2, x2); err != nil {
+		return fmt.Errorf("trainer: top at %d px: %w", r2, err)
+	}
+	loss, err := g.run(x2, target, logits)
+	if err != nil {
+		return fmt.Errorf("trainer: top %s (batch %d × %d px): %w", top.JSON(), n, r2, err)
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return fmt.Errorf("trainer: step %d: loss at %d px is %v", t.step, r2, loss)
+	}
+	return nil
 }
 
 // smallest is the sandwich's smallest subnet within the elastic dimensions.

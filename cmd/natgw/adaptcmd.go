@@ -49,6 +49,7 @@ type adaptOptions struct {
 	seeds                                             []supernet.Arch
 	top                                               *supernet.Arch // the sandwich's top subnet; nil: the largest
 	topSizes                                          []int          // sizes the top also trains at every step
+	topKD                                             bool           // the top at its largest size teaches the rest
 }
 
 // cmdAdapt runs NAT's adaptation: alternate a surrogate-assisted search on the current
@@ -84,6 +85,7 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	fs.IntVar(&o.perIter, "per-iter", 8, "subnets measured per surrogate iteration")
 	top := fs.String("top", "", "the sandwich's top subnet instead of the largest (OFA arch JSON or @file): trained every step and the source of the others' soft targets; an imported network's own arch is the natural one")
 	topSizes := fs.String("top-sizes", "", "comma-separated input sizes at which the top subnet (--top or the largest) also trains every step, on the batch resized, besides the batch's own size (e.g. every size it is served at); empty: the batch's only")
+	fs.BoolVar(&o.topKD, "top-kd", false, "with --top-sizes: the top at its largest size teaches every other pass, the top at its smaller sizes included")
 	seedArchs := fs.String("seed-archs", "", `archs every search measures first, as a JSON array of OFA archs or @file.json (e.g. the pretrained network's own arch at a few resolutions): they join the archive, and so the fine-tuning elite, when they are good`)
 	fs.IntVar(&o.carry, "carry", 8, "best members of the previous archive re-measured first on the new weights")
 	fs.IntVar(&o.calib, "calib", 500, "BatchNorm calibration images from train (stored in the task for serving)")
@@ -108,6 +110,10 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 		if o.topSizes, err = parseSizes(*topSizes); err != nil {
 			return usageError{"adapt: --top-sizes: " + err.Error()}
 		}
+	}
+	if o.topKD && len(o.topSizes) == 0 {
+		// Checked here, not first by the trainer: a search runs before any training.
+		return usageError{"adapt: --top-kd needs --top-sizes"}
 	}
 	if *seedArchs != "" {
 		var err error
@@ -398,7 +404,7 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archi
 	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.Subnets = a.o.batch, a.o.res, a.o.epochs, a.o.subnets
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio = a.o.lr, a.o.wd, a.o.smoothing, a.o.kd
 	cfg.Seed, cfg.Sampler, cfg.Progress, cfg.Top = a.o.seed+uint64(k), sampler, a.env.stderr, a.o.top
-	cfg.TopSizes = a.o.topSizes
+	cfg.TopSizes, cfg.TopKD = a.o.topSizes, a.o.topKD
 	cfg.Checkpoint, cfg.CheckpointEvery = a.path("train-%d.state", k), 50
 	cfg.WarmupSteps = loader.NumBatches() * a.o.epochs / 20
 	tr, err := trainer.New(sn, cfg)
@@ -418,6 +424,9 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archi
 	also := ""
 	if len(a.o.topSizes) > 0 {
 		also = " (the top also at " + sizeList(a.o.topSizes) + " px)"
+		if a.o.topKD {
+			also = " (the top also at " + sizeList(a.o.topSizes) + " px, the largest teaching)"
+		}
 	}
 	a.progress("iteration %d/%d: fine-tuning %d epochs at %s px%s on subnets drawn from the %d best", k, a.o.iterations, a.o.epochs, px, also, a.o.elite)
 	res, err := tr.Fit(ctx, trainer.Data{Train: loader})

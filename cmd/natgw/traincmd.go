@@ -42,6 +42,7 @@ type trainFlagsRecord struct {
 	Teacher    string  `json:"teacher,omitempty"`
 	Top        string  `json:"top,omitempty"`
 	TopSizes   []int   `json:"top_sizes,omitempty"`
+	TopKD      bool    `json:"top_kd,omitempty"`
 }
 
 func cmdTrain(ctx context.Context, env *cli, args []string) error {
@@ -67,6 +68,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	workers := fs.Int("workers", 0, "image decoding goroutines (0: one per core)")
 	top := fs.String("top", "", "the sandwich's top subnet instead of the largest (OFA arch JSON or @file): trained every step and the source of the others' soft targets")
 	topSizes := fs.String("top-sizes", "", "comma-separated input sizes at which the top subnet (--top or the largest) also trains every step, on the batch resized, besides the batch's own size; empty: the batch's only")
+	topKD := fs.Bool("top-kd", false, "with --top-sizes: the top at its largest size teaches every other pass, the top at its smaller sizes included")
 	fixed := fs.String("fixed", "", "train only this subnet (OFA arch JSON or @file): conventional fine-tuning of a fixed architecture")
 	headStd := fs.Float64("head-std", trainer.HeadStd, "spread of a new task head's weights, when the data set's classes differ from the supernet's (0: a fresh network's 1/√fan-in)")
 	dropout := fs.Float64("dropout", -1, "dropout before the classifier (-1: the spec's)")
@@ -177,7 +179,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.MaxSteps, cfg.Subnets = *batch, *res, *epochs, *maxSteps, *subnets
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio, cfg.Seed = *lr, *wd, *smoothing, *kd, *seed
 	cfg.ValEvery, cfg.Checkpoint, cfg.CheckpointEvery, cfg.Progress = *valEvery, *state, *stateEvery, env.stderr
-	cfg.Fixed, cfg.Top, cfg.TopSizes = fixedArch, topArch, topSizeList
+	cfg.Fixed, cfg.Top, cfg.TopSizes, cfg.TopKD = fixedArch, topArch, topSizeList, *topKD
 	if dims != supernet.AllDims() {
 		cfg.Elastic = &dims
 	}
@@ -228,7 +230,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 		Steps: result.Steps, StepsRun: result.StepsRun, ImagesPerSec: result.ImagesPerSec,
 		FinalLoss: result.FinalLoss, FirstLoss: result.FirstLoss, Evals: result.Evals,
 		Out: *out, State: *state, Spec: sn.Spec.Name, Classes: sn.Spec.Classes,
-		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt, Top: *top, Sizes: trainSizes, TopSizes: topSizeList},
+		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt, Top: *top, Sizes: trainSizes, TopSizes: topSizeList, TopKD: *topKD},
 	})
 	if err != nil {
 		return err

@@ -74,7 +74,25 @@ func TestTrainCommand(t *testing.T) {
 		len(ps.Config.Resolutions) != 2 || len(ps.Config.TopSizes) != 2 {
 		t.Fatalf("phase summary %s (%v)", lines[len(lines)-1], err)
 	}
+	// The top taught by itself at its largest size: recorded in the summary.
+	stdout, stderr, err = runCLI(t, "train", "--supernet", ckpt, "--data", data, "--resolution", "32", "--batch", "4",
+		"--max-steps", "1", "--subnets", "0", "--calib", "4", "--workers", "1", "--top-sizes", "24,40", "--top-kd",
+		"--out", filepath.Join(dir, "kd.safetensors"))
+	if err != nil {
+		t.Fatalf("--top-sizes --top-kd: %v\n%s", err, stderr)
+	}
+	lines = strings.Split(strings.TrimSpace(stdout), "\n")
+	var kd struct {
+		Config struct {
+			TopKD bool `json:"top_kd"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &kd); err != nil || !kd.Config.TopKD {
+		t.Fatalf("summary %s (%v): top_kd not recorded", lines[len(lines)-1], err)
+	}
 	for _, bad := range [][]string{
+		{"--top-kd"}, // without --top-sizes
+		{"--top-kd", "--top-sizes", "32", "--teacher", ckpt},
 		{"--elastic", "kernel"},
 		{"--resolutions", "32,7"},
 		{"--top-sizes", "32,7"},
