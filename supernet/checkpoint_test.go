@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -269,7 +270,14 @@ func TestSelectClasses(t *testing.T) {
 	}
 	yf, _ := full.Compile().Forward(context.Background(), x, 1, a.R, a.R)
 	yp, _ := part.Compile().Forward(context.Background(), x, 1, a.R, a.R)
-	if sel.Spec.Classes != 2 || yp[0] != yf[4] || yp[1] != yf[1] {
+	// The selected head's rows are the full head's rows, so the logits agree up to the
+	// summation order, which a matrix kernel may choose by the number of rows.
+	var scale float64
+	for _, v := range yf {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	near := func(a, b float32) bool { return math.Abs(float64(a)-float64(b)) <= 1e-5*scale }
+	if sel.Spec.Classes != 2 || len(yp) != 2 || !near(yp[0], yf[4]) || !near(yp[1], yf[1]) {
 		t.Fatalf("selected logits %v, full %v", yp, yf)
 	}
 	if _, err := sn.SelectClasses([]int{5}); err == nil {
