@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what natgw needs to build, run and test on a fresh Debian machine; idempotent.
-#   system packages: OpenBLAS (CPU kernels), redis-server (tests), python3-onnx/torch/numpy
+#   system packages: OpenBLAS (CPU kernels), redis-server (tests), python3-onnx/torch/numpy/pil
 #   (reference tools for tests and benchmarks only), onnxruntime 1.24.1 and onnxruntime-web
 #   1.24.1 for the web page (project-local, from the npm registry).
 set -euo pipefail
@@ -9,7 +9,7 @@ what="${1:-all}" # all | run
 
 pkgs=(libopenblas-dev)
 if [[ "$what" == all ]]; then
-  pkgs+=(redis-server python3-onnx python3-numpy python3-torch)
+  pkgs+=(redis-server python3-onnx python3-numpy python3-torch python3-pil)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
