@@ -18,22 +18,7 @@ func TestTopSizes(t *testing.T) {
 	s := tinySpec(classes)
 	x := noise(n*3*r*r, 5)
 	run := func(sizes []int) (map[string][]float32, StepResult, []string) {
-		sn, err := supernet.Random(s, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := DefaultConfig()
-		cfg.Batch, cfg.Resolution, cfg.Subnets, cfg.LR, cfg.TopSizes = n, r, 0, 0.05, sizes
-		tr, err := New(sn, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := tr.Step(context.Background(), x, r, []int{0, 1, 2, 3}, cfg.LR)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys := slices.Sorted(maps.Keys(tr.graphs.byKey))
-		return snapshot(sn), res, keys
+		return topStep(t, s, x, n, r, sizes, false)
 	}
 	plain, plainRes, plainKeys := run(nil)
 	sized, sizedRes, sizedKeys := run([]int{16, 24, 32, 32})
@@ -89,31 +74,18 @@ func TestTopKD(t *testing.T) {
 	s := tinySpec(classes)
 	x := noise(n*3*r*r, 6)
 	run := func(sizes []int, kd bool) (map[string][]float32, StepResult, []string) {
-		sn, err := supernet.Random(s, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := DefaultConfig()
-		cfg.Batch, cfg.Resolution, cfg.Subnets, cfg.LR, cfg.TopSizes, cfg.TopKD = n, r, 0, 0.05, sizes, kd
-		tr, err := New(sn, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := tr.Step(context.Background(), x, r, []int{0, 1, 2, 3}, cfg.LR)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return snapshot(sn), res, slices.Sorted(maps.Keys(tr.graphs.byKey))
+		return topStep(t, s, x, n, r, sizes, kd)
 	}
 	const w = "classifier.linear.weight"
 	for _, tc := range []struct {
-		name  string
-		sizes []int
-		same  bool // TopKD leaves the update as it was
+		name   string
+		sizes  []int
+		same   bool // TopKD leaves the update as it was
+		taught bool // the top at the batch's size learns from a larger size: its loss gains a distillation term
 	}{
-		{"only the batch's size", []int{24}, true},
-		{"a smaller size", []int{16, 24}, false},
-		{"a larger size", []int{16, 32}, false},
+		{"only the batch's size", []int{24}, true, false},
+		{"a smaller size", []int{16, 24}, false, false},
+		{"a larger size", []int{16, 32}, false, true},
 	} {
 		plain, plainRes, plainKeys := run(tc.sizes, false)
 		kd, kdRes, kdKeys := run(tc.sizes, true)
@@ -122,6 +94,10 @@ func TestTopKD(t *testing.T) {
 		}
 		if d := maxAbsDiff(kd[w], plain[w]); (d == 0) != tc.same {
 			t.Errorf("%s: TopKD changed the update by %g; want a change: %v", tc.name, d, !tc.same)
+		}
+		if taught := kdRes.LargestLoss > plainRes.LargestLoss+0.1; taught != tc.taught || (!taught && kdRes.LargestLoss != plainRes.LargestLoss) {
+			t.Errorf("%s: the top's loss at the batch's size %g with TopKD, %g without; want a distillation term: %v",
+				tc.name, kdRes.LargestLoss, plainRes.LargestLoss, tc.taught)
 		}
 	}
 
@@ -145,4 +121,30 @@ func TestTopKD(t *testing.T) {
 			t.Errorf("%s: New = %v, want an error with %q", tc.name, err, tc.want)
 		}
 	}
+}
+
+// topStep runs one step on batch x [n,3,r,r] of a fresh random supernet of s, the top also
+// at sizes, and returns its tensors after the update, the step's result and the keys of
+// the graphs it built.
+func topStep(t *testing.T, s *supernet.Spec, x []float32, n, r int, sizes []int, kd bool) (map[string][]float32, StepResult, []string) {
+	t.Helper()
+	sn, err := supernet.Random(s, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Batch, cfg.Resolution, cfg.Subnets, cfg.LR, cfg.TopSizes, cfg.TopKD = n, r, 0, 0.05, sizes, kd
+	tr, err := New(sn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := make([]int, n)
+	for i := range labels {
+		labels[i] = i % s.Classes
+	}
+	res, err := tr.Step(context.Background(), x, r, labels, cfg.LR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snapshot(sn), res, slices.Sorted(maps.Keys(tr.graphs.byKey))
 }
