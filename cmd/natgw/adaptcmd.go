@@ -423,10 +423,11 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archi
 	}
 	also := ""
 	if len(a.o.topSizes) > 0 {
-		also = " (the top also at " + sizeList(a.o.topSizes) + " px)"
+		teach := ""
 		if a.o.topKD {
-			also = " (the top also at " + sizeList(a.o.topSizes) + " px, the largest teaching)"
+			teach = ", the largest teaching"
 		}
+		also = " (the top also at " + sizeList(a.o.topSizes) + " px" + teach + ")"
 	}
 	a.progress("iteration %d/%d: fine-tuning %d epochs at %s px%s on subnets drawn from the %d best", k, a.o.iterations, a.o.epochs, px, also, a.o.elite)
 	res, err := tr.Fit(ctx, trainer.Data{Train: loader})
