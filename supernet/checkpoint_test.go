@@ -276,8 +276,7 @@ func TestSelectClasses(t *testing.T) {
 	for _, v := range yf {
 		scale = math.Max(scale, math.Abs(float64(v)))
 	}
-	near := func(a, b float32) bool { return math.Abs(float64(a)-float64(b)) <= 1e-5*scale }
-	if sel.Spec.Classes != 2 || len(yp) != 2 || !near(yp[0], yf[4]) || !near(yp[1], yf[1]) {
+	if sel.Spec.Classes != 2 || testutil.MaxAbsDiff(t, yp, []float32{yf[4], yf[1]}) > 1e-5*scale {
 		t.Fatalf("selected logits %v, full %v", yp, yf)
 	}
 	if _, err := sn.SelectClasses([]int{5}); err == nil {

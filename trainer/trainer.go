@@ -297,7 +297,8 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 	}
 	res := StepResult{Subnets: len(archs), LearningRate: lr}
 	done := map[int]bool{r: true} // sizes the top has trained at this step
-	if t.cfg.Fixed == nil && t.cfg.TopKD && t.cfg.KDRatio > 0 {
+	// TopKD implies TopSizes (validate), and so no Fixed subnet.
+	if t.cfg.TopKD && t.cfg.KDRatio > 0 {
 		rt := slices.Max(append([]int{r}, t.cfg.TopSizes...))
 		if rt != r {
 			z := make([]float32, n*k)
