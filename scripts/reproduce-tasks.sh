@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -480,6 +480,21 @@ flowers_top_kd() {
 flowers-top-kd() { flowers_top_kd 2 ""; }
 flowers-top-kd-seed3() { flowers_top_kd 3 -seed3; }
 flowers-top-kd-seed1() { flowers_top_kd 1 -seed1; }
+
+# flowers_top_kdw SEED SUFFIX: flowers_top_kd with the teaching pass (the top at 160 px, hard
+# labels) weighed 2 = 1 + the kd ratio, as each other pass's labels plus soft target
+# (--top-kd-weight 2, session 12), so that 160 px keeps its share of the gradient. Val only,
+# into $WORK/flowers-top-kdwSUFFIX/task.
+flowers_top_kdw() {
+	local w=$WORK/flowers-top-kdw$2
+	mkdir -p "$w"
+	stage "flowers, the top taught at its largest size weighed 2, seed $1: warm-up" "$w/warm.safetensors" \
+		flowers_warm "$w/warm.safetensors" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed "$1"
+	stage "flowers, the top taught at its largest size weighed 2, seed $1: adapt" "$w/task/archive.json" \
+		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed "$1"
+}
+flowers-top-kdw-seed1() { flowers_top_kdw 1 -seed1; }
+flowers-top-kdw() { flowers_top_kdw 2 ""; }
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done

@@ -18,7 +18,7 @@ func TestTopSizes(t *testing.T) {
 	s := tinySpec(classes)
 	x := noise(n*3*r*r, 5)
 	run := func(sizes []int) (map[string][]float32, StepResult, []string) {
-		return topStep(t, s, x, n, r, sizes, false)
+		return topStep(t, s, x, n, r, sizes, nil)
 	}
 	plain, plainRes, plainKeys := run(nil)
 	sized, sizedRes, sizedKeys := run([]int{16, 24, 32, 32})
@@ -74,7 +74,7 @@ func TestTopKD(t *testing.T) {
 	s := tinySpec(classes)
 	x := noise(n*3*r*r, 6)
 	run := func(sizes []int, kd bool) (map[string][]float32, StepResult, []string) {
-		return topStep(t, s, x, n, r, sizes, kd)
+		return topStep(t, s, x, n, r, sizes, func(c *Config) { c.TopKD = kd })
 	}
 	const w = "classifier.linear.weight"
 	for _, tc := range []struct {
@@ -123,17 +123,78 @@ func TestTopKD(t *testing.T) {
 	}
 }
 
+// TestTopKDWeight: TopKDWeight weighs the teaching pass alone, whether it runs at a size of
+// its own or is the top's pass at the batch's size: 0 is 1, and the step's update is affine
+// in the weight (the other passes' targets do not depend on it) and moves with it. It is
+// refused without TopKD and when negative.
+func TestTopKDWeight(t *testing.T) {
+	const classes, n, r = 5, 4, 24
+	s := tinySpec(classes)
+	x := noise(n*3*r*r, 7)
+	const w = "classifier.linear.weight"
+	for _, tc := range []struct {
+		name  string
+		sizes []int
+	}{
+		{"teaching at a larger size", []int{16, 32}},
+		{"teaching at the batch's size", []int{16, 24}},
+	} {
+		upd := map[float64][]float32{}
+		for _, kw := range []float64{0, 1, 2, 3} {
+			after, _, _ := topStep(t, s, x, n, r, tc.sizes, func(c *Config) { c.TopKD, c.TopKDWeight = true, kw })
+			upd[kw] = after[w]
+		}
+		if d := maxAbsDiff(upd[0], upd[1]); d != 0 {
+			t.Errorf("%s: weight 0 and 1 differ by %g; want 0 to mean 1", tc.name, d)
+		}
+		d1, d2 := make([]float32, len(upd[1])), make([]float32, len(upd[1]))
+		for i := range d1 {
+			d1[i], d2[i] = upd[2][i]-upd[1][i], upd[3][i]-upd[2][i]
+		}
+		step := maxAbsDiff(d1, make([]float32, len(d1)))
+		if step < 1e-6 {
+			t.Fatalf("%s: weight 2 moved the update by %g against weight 1; want a change", tc.name, step)
+		}
+		if d := maxAbsDiff(d1, d2); d > 1e-3*step {
+			t.Errorf("%s: the update's steps from weight 1 to 2 and 2 to 3 differ by %g (step %g); want it affine in the weight", tc.name, d, step)
+		}
+	}
+
+	sn, err := supernet.Random(s, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		kd   bool
+		kw   float64
+		want string
+	}{
+		{"without top kd", false, 2, "needs top kd"},
+		{"negative", true, -1, "out of range"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Batch, cfg.Resolution, cfg.TopSizes, cfg.TopKD, cfg.TopKDWeight = n, r, []int{32}, tc.kd, tc.kw
+		if _, err := New(sn, cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: New = %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
 // topStep runs one step on batch x [n,3,r,r] of a fresh random supernet of s, the top also
-// at sizes, and returns its tensors after the update, the step's result and the keys of
-// the graphs it built.
-func topStep(t *testing.T, s *supernet.Spec, x []float32, n, r int, sizes []int, kd bool) (map[string][]float32, StepResult, []string) {
+// at sizes, set (if not nil) adjusting the config, and returns its tensors after the update,
+// the step's result and the keys of the graphs it built.
+func topStep(t *testing.T, s *supernet.Spec, x []float32, n, r int, sizes []int, set func(*Config)) (map[string][]float32, StepResult, []string) {
 	t.Helper()
 	sn, err := supernet.Random(s, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.Batch, cfg.Resolution, cfg.Subnets, cfg.LR, cfg.TopSizes, cfg.TopKD = n, r, 0, 0.05, sizes, kd
+	cfg.Batch, cfg.Resolution, cfg.Subnets, cfg.LR, cfg.TopSizes = n, r, 0, 0.05, sizes
+	if set != nil {
+		set(&cfg)
+	}
 	tr, err := New(sn, cfg)
 	if err != nil {
 		t.Fatal(err)

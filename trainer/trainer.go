@@ -83,6 +83,11 @@ type Config struct {
 	// the same weights seen sharper, which the hard labels alone (10 images a class on
 	// Flowers) do not give it. Excludes Teacher.
 	TopKD bool
+	// TopKDWeight, under TopKD, weighs the top's pass at its largest size (its hard labels):
+	// every other pass's target is the labels plus KDRatio times the soft target, so 1 +
+	// KDRatio gives the teacher's own size as large a share of the gradient as each of the
+	// others. 0 = 1.
+	TopKDWeight float64
 	// Fixed, if set, trains only this subnet: conventional fine-tuning of one fixed
 	// architecture (no sandwich, no distillation), the baseline NAT is compared with.
 	Fixed *supernet.Arch
@@ -122,6 +127,10 @@ func (c *Config) validate() error {
 		return errors.New("top kd distils from the top at its largest size: it needs top sizes")
 	case c.TopKD && c.Teacher != nil:
 		return errors.New("top kd and a teacher both give the soft targets: they exclude each other")
+	case !(c.TopKDWeight >= 0):
+		return errors.New("top kd weight out of range")
+	case c.TopKDWeight != 0 && !c.TopKD:
+		return errors.New("top kd weight weighs the top kd pass: it needs top kd")
 	}
 	for _, r := range c.TopSizes {
 		if r < 8 {
@@ -238,7 +247,7 @@ func (t *Trainer) graph(a supernet.Arch, n, r int) (*subnetGraph, error) {
 // StepResult summarises one sandwich step.
 type StepResult struct {
 	Loss         float64 // mean loss over the step's subnets (each with its distillation term), at the batch's size
-	LargestLoss  float64 // the top subnet's loss at the batch's size (the largest, or Config.Top; label-smoothed cross-entropy, plus the distillation term under TopKD)
+	LargestLoss  float64 // the top subnet's loss at the batch's size (the largest, or Config.Top; label-smoothed cross-entropy, plus the distillation term under TopKD, or weighed by TopKDWeight where it is TopKD's teacher)
 	LargestAcc   float64 // top-1 accuracy of the top subnet on the batch
 	Subnets      int     // forward and backward passes run, the top's at Config.TopSizes included
 	LearningRate float64
@@ -297,12 +306,15 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 	}
 	res := StepResult{Subnets: len(archs), LearningRate: lr}
 	done := map[int]bool{r: true} // sizes the top has trained at this step
-	// TopKD implies TopSizes (validate), and so no Fixed subnet.
+	// TopKD implies TopSizes (validate), and so no Fixed subnet. kdTop: the top at the
+	// batch's size is TopKD's teacher (the batch is at its largest size).
+	kdTop := false
 	if t.cfg.TopKD && t.cfg.KDRatio > 0 {
 		rt := slices.Max(append([]int{r}, t.cfg.TopSizes...))
-		if rt != r {
+		kdTop = rt == r
+		if !kdTop {
 			z := make([]float32, n*k)
-			if err := t.topAt(ctx, top, x, n, r, rt, hard, z); err != nil {
+			if err := t.topAt(ctx, top, x, n, r, rt, t.topKDTarget(hard), z); err != nil {
 				return res, err
 			}
 			done[rt] = true
@@ -319,6 +331,9 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 			return res, fmt.Errorf("trainer: subnet %d: %w", i, err)
 		}
 		copy(target, hard)
+		if i == 0 && kdTop {
+			copy(target, t.topKDTarget(hard))
+		}
 		if teacher != nil {
 			kd := float32(t.cfg.KDRatio)
 			for j, v := range teacher {
@@ -375,6 +390,20 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 	t.m.zeroGrad()
 	t.step++
 	return res, nil
+}
+
+// topKDTarget is the target of TopKD's teacher pass: the hard labels weighed by
+// TopKDWeight (0 = 1).
+func (t *Trainer) topKDTarget(hard []float32) []float32 {
+	w := float32(t.cfg.TopKDWeight)
+	if w == 0 || w == 1 {
+		return hard
+	}
+	out := make([]float32, len(hard))
+	for j, v := range hard {
+		out[j] = w * v
+	}
+	return out
 }
 
 // topAt trains the top subnet once on the batch x [n,3,r,r] resized to r2 px, against

@@ -50,6 +50,7 @@ type adaptOptions struct {
 	top                                               *supernet.Arch // the sandwich's top subnet; nil: the largest
 	topSizes                                          []int          // sizes the top also trains at every step
 	topKD                                             bool           // the top at its largest size teaches the rest
+	topKDWeight                                       float64        // weight of that teacher's own pass; 0 = 1
 }
 
 // cmdAdapt runs NAT's adaptation: alternate a surrogate-assisted search on the current
@@ -86,6 +87,7 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	top := fs.String("top", "", "the sandwich's top subnet instead of the largest (OFA arch JSON or @file): trained every step and the source of the others' soft targets; an imported network's own arch is the natural one")
 	topSizes := fs.String("top-sizes", "", "comma-separated input sizes at which the top subnet (--top or the largest) also trains every step, on the batch resized, besides the batch's own size (e.g. every size it is served at); empty: the batch's only")
 	fs.BoolVar(&o.topKD, "top-kd", false, "with --top-sizes: the top at its largest size teaches every other pass, the top at its smaller sizes included")
+	fs.Float64Var(&o.topKDWeight, "top-kd-weight", 0, "with --top-kd: weight of the teaching pass's hard labels (1 + the kd ratio weighs it as each other pass; 0 = 1)")
 	seedArchs := fs.String("seed-archs", "", `archs every search measures first, as a JSON array of OFA archs or @file.json (e.g. the pretrained network's own arch at a few resolutions): they join the archive, and so the fine-tuning elite, when they are good`)
 	fs.IntVar(&o.carry, "carry", 8, "best members of the previous archive re-measured first on the new weights")
 	fs.IntVar(&o.calib, "calib", 500, "BatchNorm calibration images from train (stored in the task for serving)")
@@ -114,6 +116,9 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	if o.topKD && len(o.topSizes) == 0 {
 		// Checked here, not first by the trainer: a search runs before any training.
 		return usageError{"adapt: --top-kd needs --top-sizes"}
+	}
+	if o.topKDWeight != 0 && !o.topKD || !(o.topKDWeight >= 0) {
+		return usageError{"adapt: --top-kd-weight needs --top-kd and is not negative"}
 	}
 	if *seedArchs != "" {
 		var err error
@@ -404,7 +409,7 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archi
 	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.Subnets = a.o.batch, a.o.res, a.o.epochs, a.o.subnets
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio = a.o.lr, a.o.wd, a.o.smoothing, a.o.kd
 	cfg.Seed, cfg.Sampler, cfg.Progress, cfg.Top = a.o.seed+uint64(k), sampler, a.env.stderr, a.o.top
-	cfg.TopSizes, cfg.TopKD = a.o.topSizes, a.o.topKD
+	cfg.TopSizes, cfg.TopKD, cfg.TopKDWeight = a.o.topSizes, a.o.topKD, a.o.topKDWeight
 	cfg.Checkpoint, cfg.CheckpointEvery = a.path("train-%d.state", k), 50
 	cfg.WarmupSteps = loader.NumBatches() * a.o.epochs / 20
 	tr, err := trainer.New(sn, cfg)

@@ -155,6 +155,8 @@ func TestTopFlagRefused(t *testing.T) {
 		{"adapt, kernel 4", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top", string(bad.JSON())}, "--top"},
 		{"adapt, top size 4", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "24,4"}, "--top-sizes"},
 		{"adapt, top kd without top sizes", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-kd"}, "--top-kd needs --top-sizes"},
+		{"adapt, top kd weight without top kd", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "32", "--top-kd-weight", "2"}, "--top-kd-weight needs --top-kd"},
+		{"adapt, negative top kd weight", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "32", "--top-kd", "--top-kd-weight", "-1"}, "--top-kd-weight"},
 		{"adapt, top sizes not numbers", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "24,,32"}, "--top-sizes"},
 		{"train, beside --fixed", []string{"train", "--supernet", ckpt, "--data", data, "--out", filepath.Join(dir, "w.safetensors"),
 			"--resolution", "32", "--batch", "2", "--epochs", "1", "--top", string(good.JSON()), "--fixed", string(good.JSON())}, "exclude each other"},

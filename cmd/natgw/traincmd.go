@@ -30,19 +30,20 @@ type trainSummary struct {
 }
 
 type trainFlagsRecord struct {
-	Resolution int     `json:"resolution"`
-	Batch      int     `json:"batch"`
-	Epochs     int     `json:"epochs"`
-	MaxSteps   int     `json:"max_steps"`
-	Subnets    int     `json:"subnets"`
-	LR         float64 `json:"lr"`
-	Seed       uint64  `json:"seed"`
-	Elastic    string  `json:"elastic"`
-	Sizes      []int   `json:"resolutions,omitempty"` // training batch sizes when elastic
-	Teacher    string  `json:"teacher,omitempty"`
-	Top        string  `json:"top,omitempty"`
-	TopSizes   []int   `json:"top_sizes,omitempty"`
-	TopKD      bool    `json:"top_kd,omitempty"`
+	Resolution  int     `json:"resolution"`
+	Batch       int     `json:"batch"`
+	Epochs      int     `json:"epochs"`
+	MaxSteps    int     `json:"max_steps"`
+	Subnets     int     `json:"subnets"`
+	LR          float64 `json:"lr"`
+	Seed        uint64  `json:"seed"`
+	Elastic     string  `json:"elastic"`
+	Sizes       []int   `json:"resolutions,omitempty"` // training batch sizes when elastic
+	Teacher     string  `json:"teacher,omitempty"`
+	Top         string  `json:"top,omitempty"`
+	TopSizes    []int   `json:"top_sizes,omitempty"`
+	TopKD       bool    `json:"top_kd,omitempty"`
+	TopKDWeight float64 `json:"top_kd_weight,omitempty"`
 }
 
 func cmdTrain(ctx context.Context, env *cli, args []string) error {
@@ -69,6 +70,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	top := fs.String("top", "", "the sandwich's top subnet instead of the largest (OFA arch JSON or @file): trained every step and the source of the others' soft targets")
 	topSizes := fs.String("top-sizes", "", "comma-separated input sizes at which the top subnet (--top or the largest) also trains every step, on the batch resized, besides the batch's own size; empty: the batch's only")
 	topKD := fs.Bool("top-kd", false, "with --top-sizes: the top at its largest size teaches every other pass, the top at its smaller sizes included")
+	topKDWeight := fs.Float64("top-kd-weight", 0, "with --top-kd: weight of the teaching pass's hard labels (1 + the kd ratio weighs it as each other pass; 0 = 1)")
 	fixed := fs.String("fixed", "", "train only this subnet (OFA arch JSON or @file): conventional fine-tuning of a fixed architecture")
 	headStd := fs.Float64("head-std", trainer.HeadStd, "spread of a new task head's weights, when the data set's classes differ from the supernet's (0: a fresh network's 1/√fan-in)")
 	dropout := fs.Float64("dropout", -1, "dropout before the classifier (-1: the spec's)")
@@ -179,7 +181,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.MaxSteps, cfg.Subnets = *batch, *res, *epochs, *maxSteps, *subnets
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio, cfg.Seed = *lr, *wd, *smoothing, *kd, *seed
 	cfg.ValEvery, cfg.Checkpoint, cfg.CheckpointEvery, cfg.Progress = *valEvery, *state, *stateEvery, env.stderr
-	cfg.Fixed, cfg.Top, cfg.TopSizes, cfg.TopKD = fixedArch, topArch, topSizeList, *topKD
+	cfg.Fixed, cfg.Top, cfg.TopSizes, cfg.TopKD, cfg.TopKDWeight = fixedArch, topArch, topSizeList, *topKD, *topKDWeight
 	if dims != supernet.AllDims() {
 		cfg.Elastic = &dims
 	}
@@ -230,7 +232,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 		Steps: result.Steps, StepsRun: result.StepsRun, ImagesPerSec: result.ImagesPerSec,
 		FinalLoss: result.FinalLoss, FirstLoss: result.FirstLoss, Evals: result.Evals,
 		Out: *out, State: *state, Spec: sn.Spec.Name, Classes: sn.Spec.Classes,
-		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt, Top: *top, Sizes: trainSizes, TopSizes: topSizeList, TopKD: *topKD},
+		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt, Top: *top, Sizes: trainSizes, TopSizes: topSizeList, TopKD: *topKD, TopKDWeight: *topKDWeight},
 	})
 	if err != nil {
 		return err

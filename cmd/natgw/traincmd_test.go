@@ -77,22 +77,25 @@ func TestTrainCommand(t *testing.T) {
 	// The top taught by itself at its largest size: recorded in the summary.
 	stdout, stderr, err = runCLI(t, "train", "--supernet", ckpt, "--data", data, "--resolution", "32", "--batch", "4",
 		"--max-steps", "1", "--subnets", "0", "--calib", "4", "--workers", "1", "--top-sizes", "24,40", "--top-kd",
-		"--out", filepath.Join(dir, "kd.safetensors"))
+		"--top-kd-weight", "2", "--out", filepath.Join(dir, "kd.safetensors"))
 	if err != nil {
 		t.Fatalf("--top-sizes --top-kd: %v\n%s", err, stderr)
 	}
 	lines = strings.Split(strings.TrimSpace(stdout), "\n")
 	var kd struct {
 		Config struct {
-			TopKD bool `json:"top_kd"`
+			TopKD       bool    `json:"top_kd"`
+			TopKDWeight float64 `json:"top_kd_weight"`
 		} `json:"config"`
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &kd); err != nil || !kd.Config.TopKD {
-		t.Fatalf("summary %s (%v): top_kd not recorded", lines[len(lines)-1], err)
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &kd); err != nil || !kd.Config.TopKD || kd.Config.TopKDWeight != 2 {
+		t.Fatalf("summary %s (%v): top_kd or top_kd_weight not recorded", lines[len(lines)-1], err)
 	}
 	for _, bad := range [][]string{
 		{"--top-kd"}, // without --top-sizes
 		{"--top-kd", "--top-sizes", "32", "--teacher", ckpt},
+		{"--top-kd-weight", "2", "--top-sizes", "32"}, // without --top-kd
+		{"--top-kd-weight", "-1", "--top-sizes", "32", "--top-kd"},
 		{"--elastic", "kernel"},
 		{"--resolutions", "32,7"},
 		{"--top-sizes", "32,7"},
