@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -495,6 +495,7 @@ flowers_top_kdw() {
 }
 flowers-top-kdw-seed1() { flowers_top_kdw 1 -seed1; }
 flowers-top-kdw() { flowers_top_kdw 2 ""; }
+flowers-top-kdw-seed3() { flowers_top_kdw 3 -seed3; }
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done
