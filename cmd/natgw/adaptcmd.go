@@ -431,6 +431,9 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archi
 		teach := ""
 		if a.o.topKD {
 			teach = ", the largest teaching"
+			if w := a.o.topKDWeight; w != 0 && w != 1 {
+				teach += fmt.Sprintf(" weighed %g", w)
+			}
 		}
 		also = " (the top also at " + sizeList(a.o.topSizes) + " px" + teach + ")"
 	}
