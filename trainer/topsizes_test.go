@@ -43,26 +43,11 @@ func TestTopSizes(t *testing.T) {
 		t.Error("training the top at more sizes did not change the update")
 	}
 
-	sn, err := supernet.Random(s, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fixed := s.Largest()
-	for _, tc := range []struct {
-		name  string
-		sizes []int
-		fixed *supernet.Arch
-		want  string
-	}{
-		{"beside fixed", []int{32}, &fixed, "exclude each other"},
-		{"too small", []int{4}, nil, "top size 4"},
-	} {
-		cfg := DefaultConfig()
-		cfg.Batch, cfg.Resolution, cfg.TopSizes, cfg.Fixed = n, r, tc.sizes, tc.fixed
-		if _, err := New(sn, cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: New = %v, want an error with %q", tc.name, err, tc.want)
-		}
-	}
+	wantRefused(t, s, n, r, []refusal{
+		{"beside fixed", func(c *Config) { c.TopSizes, c.Fixed = []int{32}, &fixed }, "exclude each other"},
+		{"too small", func(c *Config) { c.TopSizes = []int{4} }, "top size 4"},
+	})
 }
 
 // TestTopKD: with Config.TopKD the top at its largest size trains first and teaches every
@@ -101,26 +86,11 @@ func TestTopKD(t *testing.T) {
 		}
 	}
 
-	sn, err := supernet.Random(s, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
 	teacher := func(context.Context, []float32, int, int) ([]float32, error) { return make([]float32, n*classes), nil }
-	for _, tc := range []struct {
-		name    string
-		sizes   []int
-		teacher func(context.Context, []float32, int, int) ([]float32, error)
-		want    string
-	}{
-		{"no top sizes", nil, nil, "needs top sizes"},
-		{"beside a teacher", []int{32}, teacher, "exclude each other"},
-	} {
-		cfg := DefaultConfig()
-		cfg.Batch, cfg.Resolution, cfg.TopSizes, cfg.TopKD, cfg.Teacher = n, r, tc.sizes, true, tc.teacher
-		if _, err := New(sn, cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: New = %v, want an error with %q", tc.name, err, tc.want)
-		}
-	}
+	wantRefused(t, s, n, r, []refusal{
+		{"no top sizes", func(c *Config) { c.TopKD = true }, "needs top sizes"},
+		{"beside a teacher", func(c *Config) { c.TopSizes, c.TopKD, c.Teacher = []int{32}, true, teacher }, "exclude each other"},
+	})
 }
 
 // TestTopKDWeight: TopKDWeight weighs the teaching pass alone, whether it runs at a size of
@@ -160,21 +130,30 @@ func TestTopKDWeight(t *testing.T) {
 		}
 	}
 
+	wantRefused(t, s, n, r, []refusal{
+		{"without top kd", func(c *Config) { c.TopSizes, c.TopKDWeight = []int{32}, 2 }, "needs top kd"},
+		{"negative", func(c *Config) { c.TopSizes, c.TopKD, c.TopKDWeight = []int{32}, true, -1 }, "out of range"},
+	})
+}
+
+// refusal is a config New must refuse: set adjusts a default one, want is in the error.
+type refusal struct {
+	name string
+	set  func(*Config)
+	want string
+}
+
+// wantRefused checks that New refuses each config on a random supernet of s, batch n × r px.
+func wantRefused(t *testing.T, s *supernet.Spec, n, r int, cases []refusal) {
+	t.Helper()
 	sn, err := supernet.Random(s, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name string
-		kd   bool
-		kw   float64
-		want string
-	}{
-		{"without top kd", false, 2, "needs top kd"},
-		{"negative", true, -1, "out of range"},
-	} {
+	for _, tc := range cases {
 		cfg := DefaultConfig()
-		cfg.Batch, cfg.Resolution, cfg.TopSizes, cfg.TopKD, cfg.TopKDWeight = n, r, []int{32}, tc.kd, tc.kw
+		cfg.Batch, cfg.Resolution = n, r
+		tc.set(&cfg)
 		if _, err := New(sn, cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: New = %v, want an error with %q", tc.name, err, tc.want)
 		}
