@@ -53,3 +53,25 @@ func TestMargins(t *testing.T) {
 		}
 	}
 }
+
+// TestBetter: without baselines the higher hypervolume wins; with them the larger smallest
+// margin, and within 0.05 points of it the larger sum.
+func TestBetter(t *testing.T) {
+	res := func(hv, lo, sum float64) result { return result{HV: hv, MinMargin: &lo, SumMargin: &sum} }
+	for _, tc := range []struct {
+		name    string
+		a, b    result
+		margins bool
+		want    bool
+	}{
+		{"hypervolume", res(0.82, -2, 0), res(0.81, -1, 0), false, true},
+		{"smallest margin over hypervolume", res(0.82, -2, 0), res(0.81, -1, 0), true, false},
+		{"smallest margin over sum", res(0, -0.98, 0.5), res(0, -1.06, 1.3), true, true},
+		{"a tie goes to the sum", res(0, -1.00, 0.5), res(0, -0.96, 0.2), true, true},
+		{"a tie, the smaller sum", res(0, -0.96, 0.2), res(0, -1.00, 0.5), true, false},
+	} {
+		if got := better(tc.a, tc.b, tc.margins); got != tc.want {
+			t.Errorf("%s: better = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
