@@ -465,37 +465,31 @@ flowers-warm-top-sizes() { flowers_warm_top_sizes 1 "" 3; }
 flowers-warm-top-sizes-seed2() { flowers_warm_top_sizes 2 -seed2; }
 flowers-warm-top-sizes-seed3() { flowers_warm_top_sizes 3 -seed3; }
 
-# flowers_top_kd SEED SUFFIX: the shipped recipe with --top-kd in the warm-up and the
-# adaptation: the top at 160 px, its largest size, teaches every other pass, the top at 96
-# and 128 px included (session 11). Val only, into $WORK/flowers-top-kdSUFFIX/task. Seed 1
-# is the shipped recipe (flowers, above) since session 12 (docs/results.md).
-flowers_top_kd() {
-	local w=$WORK/flowers-top-kd$2
+# flowers_kd W LABEL SEED [flags...]: session 10's recipe with --top-kd in the warm-up and
+# the adaptation (the top at 160 px, its largest size, teaches every other pass, the top at
+# 96 and 128 px included), plus flags for both. Val only, into W/task.
+flowers_kd() {
+	local w=$1 label=$2 seed=$3
+	shift 3
 	mkdir -p "$w"
-	stage "flowers, the top taught at its largest size, seed $1: warm-up" "$w/warm.safetensors" \
-		flowers_warm "$w/warm.safetensors" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --seed "$1"
-	stage "flowers, the top taught at its largest size, seed $1: adapt" "$w/task/archive.json" \
-		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --seed "$1"
+	stage "flowers, $label, seed $seed: warm-up" "$w/warm.safetensors" \
+		flowers_warm "$w/warm.safetensors" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --seed "$seed" "$@"
+	stage "flowers, $label, seed $seed: adapt" "$w/task/archive.json" \
+		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --seed "$seed" "$@"
 }
-flowers-top-kd() { flowers_top_kd 2 ""; }
-flowers-top-kd-seed3() { flowers_top_kd 3 -seed3; }
-flowers-top-kd-seed1() { flowers_top_kd 1 -seed1; }
 
-# flowers_top_kdw SEED SUFFIX: flowers_top_kd with the teaching pass (the top at 160 px, hard
-# labels) weighed 2 = 1 + the kd ratio, as each other pass's labels plus soft target
-# (--top-kd-weight 2, session 12), so that 160 px keeps its share of the gradient. Val only,
-# into $WORK/flowers-top-kdwSUFFIX/task.
-flowers_top_kdw() {
-	local w=$WORK/flowers-top-kdw$2
-	mkdir -p "$w"
-	stage "flowers, the top taught at its largest size weighed 2, seed $1: warm-up" "$w/warm.safetensors" \
-		flowers_warm "$w/warm.safetensors" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed "$1"
-	stage "flowers, the top taught at its largest size weighed 2, seed $1: adapt" "$w/task/archive.json" \
-		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed "$1"
-}
-flowers-top-kdw-seed1() { flowers_top_kdw 1 -seed1; }
-flowers-top-kdw() { flowers_top_kdw 2 ""; }
-flowers-top-kdw-seed3() { flowers_top_kdw 3 -seed3; }
+# flowers-top-kd, -seed3, -seed1 (session 11): --top-kd alone. Seed 1 is the shipped recipe
+# (flowers, above) since session 12 (docs/results.md).
+flowers-top-kd() { flowers_kd "$WORK/flowers-top-kd" "the top taught at its largest size" 2; }
+flowers-top-kd-seed3() { flowers_kd "$WORK/flowers-top-kd-seed3" "the top taught at its largest size" 3; }
+flowers-top-kd-seed1() { flowers_kd "$WORK/flowers-top-kd-seed1" "the top taught at its largest size" 1; }
+
+# flowers-top-kdw-seed1, flowers-top-kdw, -seed3 (session 12): the teaching pass (the top at
+# 160 px, hard labels) weighed 2 = 1 + the kd ratio, as each other pass's labels plus soft
+# target (--top-kd-weight 2), so that 160 px keeps its share of the gradient.
+flowers-top-kdw-seed1() { flowers_kd "$WORK/flowers-top-kdw-seed1" "the top taught at its largest size weighed 2" 1 --top-kd-weight 2; }
+flowers-top-kdw() { flowers_kd "$WORK/flowers-top-kdw" "the top taught at its largest size weighed 2" 2 --top-kd-weight 2; }
+flowers-top-kdw-seed3() { flowers_kd "$WORK/flowers-top-kdw-seed3" "the top taught at its largest size weighed 2" 3 --top-kd-weight 2; }
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done
