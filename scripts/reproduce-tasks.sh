@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -484,12 +484,13 @@ flowers-top-kd() { flowers_kd "$WORK/flowers-top-kd" "the top taught at its larg
 flowers-top-kd-seed3() { flowers_kd "$WORK/flowers-top-kd-seed3" "the top taught at its largest size" 3; }
 flowers-top-kd-seed1() { flowers_kd "$WORK/flowers-top-kd-seed1" "the top taught at its largest size" 1; }
 
-# flowers-top-kdw-seed1, flowers-top-kdw, -seed3 (session 12): the teaching pass (the top at
+# flowers-top-kdw-seed1, flowers-top-kdw, -seed3, -seed4 (session 12): the teaching pass (the top at
 # 160 px, hard labels) weighed 2 = 1 + the kd ratio, as each other pass's labels plus soft
 # target (--top-kd-weight 2), so that 160 px keeps its share of the gradient.
 flowers-top-kdw-seed1() { flowers_kd "$WORK/flowers-top-kdw-seed1" "the top taught at its largest size weighed 2" 1 --top-kd-weight 2; }
 flowers-top-kdw() { flowers_kd "$WORK/flowers-top-kdw" "the top taught at its largest size weighed 2" 2 --top-kd-weight 2; }
 flowers-top-kdw-seed3() { flowers_kd "$WORK/flowers-top-kdw-seed3" "the top taught at its largest size weighed 2" 3 --top-kd-weight 2; }
+flowers-top-kdw-seed4() { flowers_kd "$WORK/flowers-top-kdw-seed4" "the top taught at its largest size weighed 2" 4 --top-kd-weight 2; }
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done
