@@ -330,10 +330,11 @@ func (t *Trainer) Step(ctx context.Context, x []float32, r int, labels []int, lr
 		if err != nil {
 			return res, fmt.Errorf("trainer: subnet %d: %w", i, err)
 		}
-		copy(target, hard)
+		src := hard
 		if i == 0 && kdTop {
-			copy(target, t.topKDTarget(hard))
+			src = t.topKDTarget(hard)
 		}
+		copy(target, src)
 		if teacher != nil {
 			kd := float32(t.cfg.KDRatio)
 			for j, v := range teacher {
