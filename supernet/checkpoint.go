@@ -61,11 +61,14 @@ func Load(path string, opt LoadOptions) (*Supernet, error) {
 
 // DetectFormat tells the format from a file's first bytes.
 func DetectFormat(head []byte) (Format, error) {
+	// Safetensors first: its 8-byte little-endian header length may well start with 0x80,
+	// the pickle PROTO opcode, so the torch test alone would claim such a file. A legacy
+	// torch.save file starts with PROTO and a protocol of 2 to 5.
 	switch {
-	case bytes.HasPrefix(head, []byte("PK\x03\x04")), bytes.HasPrefix(head, []byte{0x80}):
-		return FormatTorch, nil
 	case len(head) >= 9 && head[8] == '{':
 		return FormatNative, nil
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")), len(head) >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5:
+		return FormatTorch, nil
 	}
 	return "", errors.New("not a supernet checkpoint (neither safetensors nor torch.save)")
 }

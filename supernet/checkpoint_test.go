@@ -283,3 +283,55 @@ func TestSelectClasses(t *testing.T) {
 		t.Fatal("row outside the head accepted")
 	}
 }
+
+func TestDetectFormat(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		head []byte
+		want Format
+	}{
+		{"torch zip", []byte("PK\x03\x04\x00\x00"), FormatTorch},
+		{"torch legacy, protocol 2", []byte{0x80, 0x02, 0x8a, 0x0a}, FormatTorch},
+		{"safetensors", []byte("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\""), FormatNative},
+		{"safetensors whose header length starts like a pickle", []byte("\x80\x89\x00\x00\x00\x00\x00\x00{\"_"), FormatNative},
+		{"pickle opcode without a protocol", []byte{0x80, 0x00, 0x00}, ""},
+		{"empty", nil, ""},
+		{"text", []byte("hello, world"), ""},
+	} {
+		got, err := DetectFormat(tc.head)
+		if got != tc.want || (err == nil) != (tc.want != "") {
+			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+// TestNativeHeaderLength0x80: a native file whose header length's first byte is 0x80 (the
+// pickle PROTO opcode) loads as native.
+func TestNativeHeaderLength0x80(t *testing.T) {
+	sn, err := Random(MobileNetV2Space(3), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn.Meta["pad"] = ""
+	var buf bytes.Buffer
+	for range 4 {
+		buf.Reset()
+		if err := sn.Write(&buf, SaveOptions{Half: true}); err != nil {
+			t.Fatal(err)
+		}
+		if buf.Bytes()[0] == 0x80 {
+			break
+		}
+		sn.Meta["pad"] += strings.Repeat("x", (0x80-int(buf.Bytes()[0])+256)%256)
+	}
+	if buf.Bytes()[0] != 0x80 {
+		t.Fatalf("could not pad the header to a length starting with 0x80: % x", buf.Bytes()[:8])
+	}
+	back, err := Read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Meta["pad"] != sn.Meta["pad"] {
+		t.Fatal("metadata lost")
+	}
+}
