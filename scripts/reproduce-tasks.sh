@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -491,6 +491,32 @@ flowers-top-kdw-seed1() { flowers_kd "$WORK/flowers-top-kdw-seed1" "the top taug
 flowers-top-kdw() { flowers_kd "$WORK/flowers-top-kdw" "the top taught at its largest size weighed 2" 2 --top-kd-weight 2; }
 flowers-top-kdw-seed3() { flowers_kd "$WORK/flowers-top-kdw-seed3" "the top taught at its largest size weighed 2" 3 --top-kd-weight 2; }
 flowers-top-kdw-seed4() { flowers_kd "$WORK/flowers-top-kdw-seed4" "the top taught at its largest size weighed 2" 4 --top-kd-weight 2; }
+
+# flowers_avg RUN SEED [flags...]: RUN (one of the flowers_kd stages above, run first where
+# not done) with --average 3: its rounds' end weights and first two archives are copied into
+# $WORK/RUN-avg, so that only the final search runs again, on the mean of the warm-up's and
+# both fine-tuning rounds' end weights (session 13, docs/results.md). Val only.
+flowers_avg() {
+	local run=$1 seed=$2 f
+	shift 2
+	local src=$WORK/$run w=$WORK/$run-avg
+	"$run"
+	mkdir -p "$w/adapt"
+	for f in weights-0.safetensors weights-1.safetensors weights-2.safetensors archive-0.json archive-1.json; do
+		[[ -e $w/adapt/$f ]] || cp "$src/adapt/$f" "$w/adapt/$f"
+	done
+	stage "flowers, $run, final search on the mean of its rounds' weights" "$w/task/archive.json" \
+		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd \
+		--seed "$seed" --average 3 "$@"
+}
+
+flowers-top-kd-seed1-avg() { flowers_avg flowers-top-kd-seed1 1; }
+flowers-top-kd-avg() { flowers_avg flowers-top-kd 2; }
+flowers-top-kd-seed3-avg() { flowers_avg flowers-top-kd-seed3 3; }
+flowers-top-kdw-seed1-avg() { flowers_avg flowers-top-kdw-seed1 1 --top-kd-weight 2; }
+flowers-top-kdw-avg() { flowers_avg flowers-top-kdw 2 --top-kd-weight 2; }
+flowers-top-kdw-seed3-avg() { flowers_avg flowers-top-kdw-seed3 3 --top-kd-weight 2; }
+flowers-top-kdw-seed4-avg() { flowers_avg flowers-top-kdw-seed4 4 --top-kd-weight 2; }
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done

@@ -51,6 +51,7 @@ type adaptOptions struct {
 	topSizes                                          []int          // sizes the top also trains at every step
 	topKD                                             bool           // the top at its largest size teaches the rest
 	topKDWeight                                       float64        // weight of that teacher's own pass; 0 = 1
+	average                                           int            // final weights: the mean of the last this many rounds' ends
 }
 
 // cmdAdapt runs NAT's adaptation: alternate a surrogate-assisted search on the current
@@ -88,6 +89,7 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 	topSizes := fs.String("top-sizes", "", "comma-separated input sizes at which the top subnet (--top or the largest) also trains every step, on the batch resized, besides the batch's own size (e.g. every size it is served at); empty: the batch's only")
 	fs.BoolVar(&o.topKD, "top-kd", false, "with --top-sizes: the top at its largest size teaches every other pass, the top at its smaller sizes included")
 	fs.Float64Var(&o.topKDWeight, "top-kd-weight", 0, "with --top-kd: weight of the teaching pass's hard labels (1 + the kd ratio weighs it as each other pass; 0 = 1)")
+	fs.IntVar(&o.average, "average", 0, "final weights = the mean of the last N rounds' end weights (weights-0, the start, is the warm-up's end; each fine-tuning round ends at lr 0 of its cosine), measured and served instead of the last round's alone; 0 or 1: the last alone")
 	seedArchs := fs.String("seed-archs", "", `archs every search measures first, as a JSON array of OFA archs or @file.json (e.g. the pretrained network's own arch at a few resolutions): they join the archive, and so the fine-tuning elite, when they are good`)
 	fs.IntVar(&o.carry, "carry", 8, "best members of the previous archive re-measured first on the new weights")
 	fs.IntVar(&o.calib, "calib", 500, "BatchNorm calibration images from train (stored in the task for serving)")
@@ -150,6 +152,8 @@ func cmdAdapt(ctx context.Context, env *cli, args []string) error {
 		return usageError{fmt.Sprintf("adapt: task name %q is not valid (lower-case letters, digits, - and _)", o.name)}
 	case o.iterations < 0 || o.epochs < 1 || o.batch < 1 || o.res < 8 || o.subnets < 0 || o.elite < 1:
 		return usageError{"adapt: --iterations ≥ 0; --epochs, --batch, --elite ≥ 1; --resolution ≥ 8; --subnets ≥ 0"}
+	case o.average < 0 || o.average > o.iterations+1:
+		return usageError{fmt.Sprintf("adapt: --average %d: between 0 and the rounds' count, --iterations + 1 = %d", o.average, o.iterations+1)}
 	case o.evals < 4 || o.finalEvals < 4 || o.initial < 0 || o.perIter < 1 || o.carry < 0 || o.calib < 1:
 		return usageError{"adapt: --evals and --final-evals ≥ 4, --per-iter and --calib ≥ 1, --initial and --carry ≥ 0"}
 	case o.uniform < 0 || o.uniform > 1 || o.lr <= 0 || o.cropScale <= 0 || o.cropScale > 1:
@@ -200,9 +204,14 @@ func (a *adapter) run(ctx context.Context) error {
 	for k := 0; ; k++ {
 		w := a.path("weights-%d.safetensors", k)
 		final := k == a.o.iterations
+		if final && a.o.average > 1 {
+			if w, err = a.averageWeights(k); err != nil {
+				return err
+			}
+		}
 		if final && a.o.half {
 			// Served weights are float16: measure exactly those.
-			hw := a.path("weights-%d-half.safetensors", k)
+			hw := strings.TrimSuffix(w, ".safetensors") + "-half.safetensors"
 			if _, err := os.Stat(hw); errors.Is(err, fs.ErrNotExist) {
 				sn, err := supernet.Load(w, supernet.LoadOptions{})
 				if err != nil {
@@ -244,6 +253,34 @@ func (a *adapter) run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// averageWeights writes (once) the mean of rounds k-N+1 … k's end weights, N = --average,
+// and returns its path. The name carries N, so a changed flag never reuses another mean.
+func (a *adapter) averageWeights(k int) (string, error) {
+	n := a.o.average
+	path := a.path(fmt.Sprintf("weights-%%d-avg%d.safetensors", n), k)
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return path, err
+	}
+	sns := make([]*supernet.Supernet, 0, n)
+	for i := k - n + 1; i <= k; i++ {
+		sn, err := supernet.Load(a.path("weights-%d.safetensors", i), supernet.LoadOptions{})
+		if err != nil {
+			return "", err
+		}
+		sns = append(sns, sn)
+	}
+	avg, err := supernet.Average(sns...)
+	if err != nil {
+		return "", err
+	}
+	avg.Meta["averaged_rounds"] = fmt.Sprintf("%d-%d", k-n+1, k)
+	if err := a.saveWeights(avg, path, "natgw adapt", k); err != nil {
+		return "", err
+	}
+	a.progress("iteration %d/%d: final weights: the mean of rounds %d to %d's end weights", k, a.o.iterations, k-n+1, k)
+	return path, nil
 }
 
 // search measures iteration k's archive on sn: the previous iteration's best members

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -177,5 +178,75 @@ func TestTopFlagRefused(t *testing.T) {
 	}
 	if !strings.Contains(stdout, `"top":`) {
 		t.Errorf("train --top: its record lacks the top subnet: %s", stdout)
+	}
+}
+
+// TestAdaptAverage: with --average the task serves, and the final search measures, the mean
+// of the rounds' end weights (rounded to float16), and out-of-range counts are refused
+// before any work.
+func TestAdaptAverage(t *testing.T) {
+	dir := t.TempDir()
+	ckpt := tinyCheckpoint(t, dir, 3, []int{24, 32})
+	data := filepath.Join(dir, "data")
+	for _, split := range []string{"train", "val"} {
+		for c, class := range []string{"a", "b", "c"} {
+			os.MkdirAll(filepath.Join(data, split, class), 0o755)
+			for i := range 4 {
+				os.WriteFile(filepath.Join(data, split, class, string(rune('p'+i))+".png"), solidPNG(t, uint8(30+90*c+5*i), 20), 0o644)
+			}
+		}
+	}
+	out := filepath.Join(dir, "models", "toy")
+	base := []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--iterations", "1", "--epochs", "1",
+		"--batch", "4", "--resolution", "32", "--evals", "4", "--final-evals", "4", "--initial", "4", "--per-iter", "2",
+		"--carry", "1", "--calib", "6", "--workers", "1", "--latency=false", "--budgets", ""}
+	for _, n := range []string{"-1", "3"} {
+		_, stderr, err := runCLI(t, append(base, "--average", n)...)
+		if err == nil || !strings.Contains(err.Error()+stderr, "--average "+n) {
+			t.Errorf("--average %s with one iteration: err %v, stderr %q", n, err, stderr)
+		}
+	}
+	if _, err := os.Stat(out + ".work"); err == nil {
+		t.Error("a refused adapt wrote its work folder")
+	}
+	_, stderr, err := runCLI(t, append(base, "--average", "2")...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "final weights: the mean of rounds 0 to 1's end weights") {
+		t.Errorf("progress does not name the average:\n%s", stderr)
+	}
+	load := func(name string) *supernet.Supernet {
+		t.Helper()
+		sn, err := supernet.Load(filepath.Join(out+".work", name), supernet.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sn
+	}
+	w0, w1, avg := load("weights-0.safetensors"), load("weights-1.safetensors"), load("weights-1-avg2.safetensors")
+	if avg.Meta["averaged_rounds"] != "0-1" {
+		t.Errorf("averaged weights' meta %v", avg.Meta)
+	}
+	moved := false
+	for _, p := range avg.Params() {
+		a, b := w0.Tensor(p.Name), w1.Tensor(p.Name)
+		for j, v := range p.Data {
+			if want := (a[j] + b[j]) / 2; math.Abs(float64(v-want)) > 1e-6 {
+				t.Fatalf("%s[%d] = %g, want the mean %g", p.Name, j, v, want)
+			}
+			moved = moved || a[j] != b[j]
+		}
+	}
+	if !moved {
+		t.Fatal("fine-tuning changed no weight: the average proves nothing")
+	}
+	tk, err := task.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := load("weights-1-avg2-half.safetensors")
+	if v := tk.SupernetVersion(); v != supernetVersion(half) || tk.Archive.SupernetVersion != v {
+		t.Errorf("task serves %s measured on %s, want the averaged weights %s", v, tk.Archive.SupernetVersion, supernetVersion(half))
 	}
 }
