@@ -74,12 +74,14 @@ flowers() {
 		--out "$w/imported.safetensors"
 	# The warm-up and the adaptation both train the imported arch at the top of the sandwich
 	# at every served size (--top, --top-sizes), its 160 px pass teaching the others
-	# (--top-kd): flowers-top-kd-seed1, chosen on val at baseline (a)'s three costs among
-	# the shipped task and the runs of sessions 11-12 (docs/results.md).
+	# (--top-kd) with its own labels weighed 2 (--top-kd-weight); the task serves the mean
+	# of the warm-up's and both rounds' end weights (--average 3): flowers-top-kdw-seed1-avg,
+	# chosen on val at baseline (a)'s three costs among the shipped task and the averaged
+	# runs of sessions 11-12 (docs/results.md).
 	stage "flowers: warm-up" "$w/warm.safetensors" flowers_warm "$w/warm.safetensors" \
-		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --seed 1
+		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 1
 	stage "flowers: adapt" "$OUT/flowers/archive.json" flowers_adapt "$w/warm.safetensors" "$OUT/flowers" "$w/adapt" \
-		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --seed 1
+		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 1 --average 3
 	stage "flowers: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/flowers' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
@@ -478,8 +480,8 @@ flowers_kd() {
 		flowers_adapt "$w/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --seed "$seed" "$@"
 }
 
-# flowers-top-kd, -seed3, -seed1 (session 11): --top-kd alone. Seed 1 is the shipped recipe
-# (flowers, above) since session 12 (docs/results.md).
+# flowers-top-kd, -seed3, -seed1 (session 11): --top-kd alone. Seed 1 was the shipped recipe
+# in session 12 (docs/results.md).
 flowers-top-kd() { flowers_kd "$WORK/flowers-top-kd" "the top taught at its largest size" 2; }
 flowers-top-kd-seed3() { flowers_kd "$WORK/flowers-top-kd-seed3" "the top taught at its largest size" 3; }
 flowers-top-kd-seed1() { flowers_kd "$WORK/flowers-top-kd-seed1" "the top taught at its largest size" 1; }
