@@ -44,6 +44,7 @@ func commands() []command {
 		{"subnet forward", "run a subnet on raw float32 NCHW input, write raw float32 logits", cmdSubnetForward},
 		{"supernet convert", "convert a checkpoint between OFA .pth and natgw's native format", cmdSupernetConvert},
 		{"serve", "run the gateway (REST API, ONNX downloads, inference, OIP v2, metrics)", cmdServe},
+		{"supernet average", "write the element-wise mean of checkpoints of one spec (weight averaging)", cmdSupernetAverage},
 		{"supernet info", "describe a checkpoint: spec, tensors, metadata", cmdSupernetInfo},
 		{"export", "export a subnet to ONNX with task, labels and preprocessing metadata", cmdExport},
 		{"infer", "classify an image with an exported ONNX model (top-k labels and probabilities)", cmdInfer},

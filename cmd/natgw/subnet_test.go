@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,5 +167,72 @@ func TestSupernetConvert(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "supernet", "convert", "--in", out, "--out", pth, "--half"); err == nil {
 		t.Fatal("--half with a .pth output accepted")
+	}
+}
+
+func TestSupernetAverage(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for seed := range uint64(2) {
+		sn, err := supernet.Random(supernet.MobileNetV2Space(4), seed+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn.Meta[supernet.MetaVersion] = fmt.Sprint("v", seed)
+		p := filepath.Join(dir, fmt.Sprintf("in%d.safetensors", seed))
+		if err := sn.Save(p, supernet.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	for _, half := range []bool{false, true} {
+		out := filepath.Join(dir, fmt.Sprintf("avg-%v.safetensors", half))
+		if _, stderr, err := runCLI(t, "supernet", "average", "--in", strings.Join(paths, ","), "--out", out, fmt.Sprintf("--half=%v", half)); err != nil {
+			t.Fatalf("%v: %s", err, stderr)
+		}
+		avg, err := supernet.Load(out, supernet.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := avg.Meta[supernet.MetaVersion]; v != weightsVersion(avg) {
+			t.Errorf("half %v: version %q, want the written tensors' %q", half, v, weightsVersion(avg))
+		}
+		a, _ := supernet.Load(paths[0], supernet.LoadOptions{})
+		b, _ := supernet.Load(paths[1], supernet.LoadOptions{})
+		tol := 1e-6
+		if half {
+			tol = 2e-3
+		}
+		for _, p := range avg.Params() {
+			x, y := a.Tensor(p.Name), b.Tensor(p.Name)
+			for j, v := range p.Data {
+				want := (float64(x[j]) + float64(y[j])) / 2
+				if math.Abs(float64(v)-want) > tol*max(1, math.Abs(want)) {
+					t.Fatalf("half %v: %s[%d] = %g, want %g", half, p.Name, j, v, want)
+				}
+			}
+		}
+	}
+	other, err := supernet.Random(supernet.MobileNetV2Space(5), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPath := filepath.Join(dir, "other.safetensors")
+	if err := other.Save(otherPath, supernet.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, in, want string }{
+		{"one input", paths[0], "two or more"},
+		{"other spec", paths[0] + "," + otherPath, "spec"},
+		{"missing file", paths[0] + "," + filepath.Join(dir, "nope.safetensors"), "nope.safetensors"},
+	} {
+		out := filepath.Join(dir, "refused.safetensors")
+		_, stderr, err := runCLI(t, "supernet", "average", "--in", tc.in, "--out", out)
+		if err == nil || !strings.Contains(err.Error()+stderr, tc.want) {
+			t.Errorf("%s: err %v, stderr %q; want one with %q", tc.name, err, stderr, tc.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%s: wrote %s", tc.name, out)
+		}
 	}
 }

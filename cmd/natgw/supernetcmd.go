@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -66,5 +67,50 @@ func cmdSupernetInfo(ctx context.Context, env *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintln(env.stdout, string(b))
+	return nil
+}
+
+// cmdSupernetAverage writes the element-wise mean of checkpoints of one spec: stochastic
+// weight averaging of one run's snapshots, e.g. the ends of its learning-rate cycles.
+func cmdSupernetAverage(ctx context.Context, env *cli, args []string) error {
+	fs := newFlags(env, "supernet average")
+	in := fs.String("in", "", "comma-separated checkpoints of one spec (the last one's metadata is kept)")
+	out := fs.String("out", "", "native checkpoint to write")
+	half := fs.Bool("half", false, "store weights as float16")
+	if err := parse(fs, args, "in", "out"); err != nil {
+		return helpOK(err)
+	}
+	paths := strings.Split(*in, ",")
+	if len(paths) < 2 {
+		return usageError{"supernet average: --in needs two or more checkpoints"}
+	}
+	sns := make([]*supernet.Supernet, 0, len(paths))
+	for _, p := range paths {
+		sn, err := supernet.Load(strings.TrimSpace(p), supernet.LoadOptions{})
+		if err != nil {
+			return err
+		}
+		sns = append(sns, sn)
+	}
+	avg, err := supernet.Average(sns...)
+	if err != nil {
+		return err
+	}
+	avg.Meta["averaged_from"] = strings.Join(paths, ",")
+	if *half {
+		// Archives key measurements by version: stamp the rounded tensors', as adapt does.
+		var buf bytes.Buffer
+		if err := avg.Write(&buf, supernet.SaveOptions{Half: true}); err != nil {
+			return err
+		}
+		if avg, err = supernet.Read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), supernet.LoadOptions{}); err != nil {
+			return err
+		}
+	}
+	avg.Meta[supernet.MetaVersion] = weightsVersion(avg) // not the last input's any more
+	if err := avg.Save(*out, supernet.SaveOptions{Half: *half}); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stderr, "wrote %s: the mean of %d checkpoints, spec %s\n", *out, len(sns), avg.Spec.Name)
 	return nil
 }
