@@ -14,11 +14,13 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/natgw/natgw/dataset"
 	"github.com/natgw/natgw/exporter"
 	"github.com/natgw/natgw/internal/scores"
 	"github.com/natgw/natgw/onnxrt"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
+	ntask "github.com/natgw/natgw/task"
 )
 
 // Bounds on files the commands read whole: a labels file and an ONNX model.
@@ -35,8 +37,14 @@ func cmdExport(ctx context.Context, env *cli, args []string) error {
 	task := fs.String("task", exporter.DefaultTask, "task name recorded in the model's metadata")
 	labelsPath := fs.String("labels", "", "file with one class label per line, in logit order (default class_0, class_1, ...)")
 	ppArg := fs.String("preprocess", "", "eval preprocessing as preprocess.Spec JSON or @file.json; fields given override the default (whole image resized to R×R, ImageNet mean/std)")
+	calibData := fs.String("calib-data", "", "image-folder data set: rebuild the subnet's BatchNorm statistics on images of its train/ split, preprocessed as exported, before export (default: keep the checkpoint's)")
+	calibN := fs.Int("calib", 500, "with --calib-data: calibration images")
+	calibSeed := fs.Uint64("calib-seed", 1, "with --calib-data: seed of the calibration images' choice")
 	if err := parse(fs, args, "supernet", "arch", "out"); err != nil {
 		return helpOK(err)
+	}
+	if *calibN < 1 {
+		return usageError{"export: --calib ≥ 1"}
 	}
 	var labels []string
 	if *labelsPath != "" {
@@ -67,6 +75,25 @@ func cmdExport(ctx context.Context, env *cli, args []string) error {
 		if pp, err = readPreprocess(*ppArg, pp); err != nil {
 			return err
 		}
+	}
+	if *calibData != "" {
+		// Statistics of the subnet as served, not the supernet's training averages: what
+		// the search measured, and the only sound ones for averaged weights.
+		set, err := dataset.Open(*calibData, "train")
+		if err != nil {
+			return err
+		}
+		loader, err := dataset.NewLoader(dataset.Config{Set: set.Subset(*calibN, *calibSeed), Spec: pp, Batch: ntask.CalibBatch, CacheDecoded: true})
+		if err != nil {
+			return err
+		}
+		err = sub.Recalibrate(ctx, func(ctx context.Context, fn func(x []float32, batch, h, w int) error) error {
+			return loader.Epoch(ctx, 0, func(b dataset.Batch) error { return fn(b.X, b.N, pp.Resolution, pp.Resolution) })
+		})
+		if err != nil {
+			return fmt.Errorf("export: --calib-data: %w", err)
+		}
+		fmt.Fprintf(env.stderr, "export: BatchNorm statistics rebuilt on %d images of %s\n", min(*calibN, len(set.Items)), filepath.Join(*calibData, "train"))
 	}
 	id, version, err := supernetProvenance(sn, *ckpt)
 	if err != nil {

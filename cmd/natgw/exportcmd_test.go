@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -290,5 +291,102 @@ func TestInferCommandErrors(t *testing.T) {
 				t.Fatalf("stdout %q, error %q", stdout, oneLine(err))
 			}
 		})
+	}
+}
+
+// TestExportCalib: --calib-data exports the subnet with BatchNorm statistics rebuilt on
+// train images preprocessed as exported; onnxruntime on that file agrees with the Go
+// forward of the subnet recalibrated on the same images, and not with the plain subnet.
+func TestExportCalib(t *testing.T) {
+	requireORTLib(t)
+	fx := newExportFixture(t)
+	data := filepath.Join(fx.dir, "data")
+	var calib []string
+	for c, class := range []string{"a", "b"} {
+		os.MkdirAll(filepath.Join(data, "train", class), 0o755)
+		for i := range 3 {
+			p := filepath.Join(data, "train", class, fmt.Sprintf("%d.png", i))
+			os.WriteFile(p, solidPNG(t, uint8(20+100*c+30*i), 24), 0o644)
+			calib = append(calib, p)
+		}
+	}
+	model := filepath.Join(fx.dir, "calib.onnx")
+	_, stderr, err := runCLI(t, "export", "--supernet", fx.ckpt, "--arch", fx.arch, "--out", model, "--calib-data", data)
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	if !strings.Contains(stderr, "rebuilt on 6 images") {
+		t.Errorf("stderr %q", stderr)
+	}
+	stdout, _, err := runCLI(t, "infer", "--model", model, "--image", fx.image, "--top", "3", "--threads", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sn, err := supernet.Load(fx.ckpt, supernet.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch, _ := supernet.ParseArch([]byte(fx.arch))
+	pp := preprocess.DefaultSpec(160)
+	tensor := func(path string) []float32 {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		img, err := preprocess.Decode(f, preprocess.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := make([]float32, pp.TensorLen())
+		if err := pp.Tensor(img, x); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	var batch []float32 // one batch of six: the statistics do not depend on the order
+	for _, p := range calib {
+		batch = append(batch, tensor(p)...)
+	}
+	x := tensor(fx.image)
+	probs := func(recalibrate bool) []float64 {
+		sub, err := sn.Extract(arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recalibrate {
+			err := sub.Recalibrate(context.Background(), func(ctx context.Context, fn func(x []float32, batch, h, w int) error) error {
+				return fn(batch, len(calib), 160, 160)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		logits, err := sub.Compile().Forward(context.Background(), x, 1, 160, 160)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return scores.Softmax(logits)
+	}
+	want, plain := probs(true), probs(false)
+	var apart float64
+	for i, l := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
+		label, p, _ := strings.Cut(l, "\t")
+		idx := int(label[len(label)-1] - '0') // class_<i>
+		got, _ := strconv.ParseFloat(p, 64)
+		if math.Abs(got-want[idx]) > 1e-4 {
+			t.Errorf("line %d: %s has probability %v, the recalibrated Go forward gives %v", i, label, got, want[idx])
+		}
+		apart = max(apart, math.Abs(got-plain[idx]))
+	}
+	if apart < 1e-3 {
+		t.Fatalf("the calibrated export matches the plain subnet (within %g): the check above proves nothing", apart)
+	}
+	if _, _, err := runCLI(t, "export", "--supernet", fx.ckpt, "--arch", fx.arch, "--out", model, "--calib-data", data, "--calib", "0"); err == nil {
+		t.Error("--calib 0 accepted")
+	}
+	if _, _, err := runCLI(t, "export", "--supernet", fx.ckpt, "--arch", fx.arch, "--out", model, "--calib-data", filepath.Join(fx.dir, "none")); err == nil {
+		t.Error("a missing --calib-data folder accepted")
 	}
 }
