@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg|flowers-baseline-cycles]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -519,6 +519,45 @@ flowers-top-kdw-seed1-avg() { flowers_avg flowers-top-kdw-seed1 1 --top-kd-weigh
 flowers-top-kdw-avg() { flowers_avg flowers-top-kdw 2 --top-kd-weight 2; }
 flowers-top-kdw-seed3-avg() { flowers_avg flowers-top-kdw-seed3 3 --top-kd-weight 2; }
 flowers-top-kdw-seed4-avg() { flowers_avg flowers-top-kdw-seed4 4 --top-kd-weight 2; }
+
+# flowers-baseline-cycles: baseline (a)'s recipe trained in NAT's three cycles (10 + 5 + 5
+# epochs, each its own cosine, each from the last's end), then the mean of the three ends
+# (natgw supernet average); val (recalibrated) and test, the last end both with the
+# training's running statistics and recalibrated (export --calib-data). Whether averaging's
+# gain is NAT's alone (session 13, docs/results.md).
+flowers-baseline-cycles() {
+	local w=$WORK/flowers/cycles r c ep prev out arch v m how extra
+	mkdir -p "$w"
+	go build -o bin/orteval ./bench/orteval
+	for r in 96 128 160; do
+		arch="{$MBV2,\"r\":$r}" prev=$WORK/flowers/imported.safetensors
+		for c in 1 2 3; do
+			ep=5
+			[[ $c == 1 ]] && ep=10
+			out=$w/a$r-c$c.safetensors
+			stage "flowers: (a) at $r px, cycle $c ($ep epochs)" "$out" sh -c "
+				$N train --supernet '$prev' --data '$S/flowers102' --resolution $r --batch 32 --epochs $ep --lr 0.005 \
+					--weight-decay 4e-5 --dropout 0.2 --crop-scale 0.5 --fixed '$arch' --calib 500 --head-std 0.01 \
+					--out '$out' > '$w/a$r-c$c.train.json'"
+			prev=$out
+		done
+		stage "flowers: (a) at $r px, the cycles' mean" "$w/a$r-avg.safetensors" \
+			$N supernet average --in "$w/a$r-c1.safetensors,$w/a$r-c2.safetensors,$w/a$r-c3.safetensors" --out "$w/a$r-avg.safetensors"
+		for v in c3:ema c3:calib avg:calib; do
+			m=${v%:*} how=${v#*:}
+			stage "flowers: (a) at $r px, $m on val" "$w/a$r-$m.val.json" sh -c "
+				$N search --supernet '$w/a$r-$m.safetensors' --data '$S/flowers102' --task flowers --evals 2 --initial 2 --calib 500 \
+					--seed-archs '[$arch]' --out '$w/a$r-$m.val.json.tmp' >&2 && mv '$w/a$r-$m.val.json.tmp' '$w/a$r-$m.val.json'"
+			extra=""
+			[[ $how == calib ]] && extra="--calib-data $S/flowers102"
+			stage "flowers: (a) at $r px, $m ($how) on test" "$w/a$r-$m-$how.test.json" sh -c "
+				$N export --supernet '$w/a$r-$m.safetensors' --arch '$arch' --task flowers --out '$w/a$r-$m-$how.onnx' $extra >&2 &&
+				/usr/bin/python3 bench/orteval/prep.py '$w/a$r-$m-$how.onnx' '$S/flowers102' test |
+					bin/orteval --model '$w/a$r-$m-$how.onnx' > '$w/a$r-$m-$how.test.json.tmp' &&
+				mv '$w/a$r-$m-$how.test.json.tmp' '$w/a$r-$m-$how.test.json'"
+		done
+	done
+}
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done
