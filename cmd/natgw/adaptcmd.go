@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -217,10 +218,7 @@ func (a *adapter) run(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				if err := sn.Save(hw, supernet.SaveOptions{Half: true}); err != nil {
-					return err
-				}
-				if sn, err = supernet.Load(hw, supernet.LoadOptions{}); err != nil {
+				if sn, err = roundHalf(sn); err != nil {
 					return err
 				}
 				sn.Meta[supernet.MetaVersion] = weightsVersion(sn) // of the rounded tensors
@@ -498,6 +496,16 @@ func (a *adapter) saveWeights(sn *supernet.Supernet, path, by string, k int) err
 	sn.Meta["adapt_data"] = filepath.Base(filepath.Clean(a.o.data))
 	sn.Meta[supernet.MetaVersion] = weightsVersion(sn)
 	return sn.Save(path, supernet.SaveOptions{})
+}
+
+// roundHalf returns sn with every tensor rounded to float16, as a half-precision file
+// stores it, so that the version stamped on it is the stored tensors'.
+func roundHalf(sn *supernet.Supernet) (*supernet.Supernet, error) {
+	var buf bytes.Buffer
+	if err := sn.Write(&buf, supernet.SaveOptions{Half: true}); err != nil {
+		return nil, err
+	}
+	return supernet.Read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), supernet.LoadOptions{})
 }
 
 // weightsVersion is a digest of every tensor's name and bits.

@@ -21,15 +21,7 @@ import (
 func TestAdaptAndEvaluate(t *testing.T) {
 	dir := t.TempDir()
 	ckpt := tinyCheckpoint(t, dir, 3, []int{24, 32})
-	data := filepath.Join(dir, "data")
-	for _, split := range []string{"train", "val", "test"} {
-		for c, class := range []string{"a", "b", "c"} {
-			os.MkdirAll(filepath.Join(data, split, class), 0o755)
-			for i := range 4 {
-				os.WriteFile(filepath.Join(data, split, class, string(rune('p'+i))+".png"), solidPNG(t, uint8(30+90*c+5*i), 20), 0o644)
-			}
-		}
-	}
+	data := toyData(t, dir, 4, "train", "val", "test")
 	out := filepath.Join(dir, "models", "toy")
 	sn0, err := supernet.Load(ckpt, supernet.LoadOptions{})
 	if err != nil {
@@ -131,13 +123,7 @@ func TestAdaptAndEvaluate(t *testing.T) {
 func TestTopFlagRefused(t *testing.T) {
 	dir := t.TempDir()
 	ckpt := tinyCheckpoint(t, dir, 3, []int{24, 32})
-	data := filepath.Join(dir, "data")
-	for _, split := range []string{"train", "val"} {
-		for c, class := range []string{"a", "b", "c"} {
-			os.MkdirAll(filepath.Join(data, split, class), 0o755)
-			os.WriteFile(filepath.Join(data, split, class, "p.png"), solidPNG(t, uint8(30+90*c), 20), 0o644)
-		}
-	}
+	data := toyData(t, dir, 1, "train", "val")
 	sn, err := supernet.Load(ckpt, supernet.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -187,15 +173,7 @@ func TestTopFlagRefused(t *testing.T) {
 func TestAdaptAverage(t *testing.T) {
 	dir := t.TempDir()
 	ckpt := tinyCheckpoint(t, dir, 3, []int{24, 32})
-	data := filepath.Join(dir, "data")
-	for _, split := range []string{"train", "val"} {
-		for c, class := range []string{"a", "b", "c"} {
-			os.MkdirAll(filepath.Join(data, split, class), 0o755)
-			for i := range 4 {
-				os.WriteFile(filepath.Join(data, split, class, string(rune('p'+i))+".png"), solidPNG(t, uint8(30+90*c+5*i), 20), 0o644)
-			}
-		}
-	}
+	data := toyData(t, dir, 4, "train", "val")
 	out := filepath.Join(dir, "models", "toy")
 	base := []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--iterations", "1", "--epochs", "1",
 		"--batch", "4", "--resolution", "32", "--evals", "4", "--final-evals", "4", "--initial", "4", "--per-iter", "2",
@@ -249,4 +227,25 @@ func TestAdaptAverage(t *testing.T) {
 	if v := tk.SupernetVersion(); v != supernetVersion(half) || tk.Archive.SupernetVersion != v {
 		t.Errorf("task serves %s measured on %s, want the averaged weights %s", v, tk.Archive.SupernetVersion, supernetVersion(half))
 	}
+}
+
+// toyData writes dir/data, an image folder of three classes (a, b, c) with n solid 20-px
+// images each in every split, and returns its path.
+func toyData(t *testing.T, dir string, n int, splits ...string) string {
+	t.Helper()
+	data := filepath.Join(dir, "data")
+	for _, split := range splits {
+		for c, class := range []string{"a", "b", "c"} {
+			if err := os.MkdirAll(filepath.Join(data, split, class), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				name := filepath.Join(data, split, class, string(rune('p'+i))+".png")
+				if err := os.WriteFile(name, solidPNG(t, uint8(30+90*c+5*i), 20), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	return data
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -99,11 +98,7 @@ func cmdSupernetAverage(ctx context.Context, env *cli, args []string) error {
 	avg.Meta["averaged_from"] = strings.Join(paths, ",")
 	if *half {
 		// Archives key measurements by version: stamp the rounded tensors', as adapt does.
-		var buf bytes.Buffer
-		if err := avg.Write(&buf, supernet.SaveOptions{Half: true}); err != nil {
-			return err
-		}
-		if avg, err = supernet.Read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), supernet.LoadOptions{}); err != nil {
+		if avg, err = roundHalf(avg); err != nil {
 			return err
 		}
 	}
