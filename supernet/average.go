@@ -23,10 +23,9 @@ func Average(sns ...*Supernet) (*Supernet, error) {
 		}
 	}
 	params := make([]Param, len(sns[0].params))
-	sum := make([]float64, 0)
 	inv := 1 / float64(len(sns))
 	for i, p := range sns[0].params {
-		sum = append(sum[:0], make([]float64, len(p.Data))...)
+		sum := make([]float64, len(p.Data))
 		for _, sn := range sns {
 			for j, v := range sn.params[i].Data {
 				sum[j] += float64(v)

@@ -84,8 +84,9 @@ func cmdSupernetAverage(ctx context.Context, env *cli, args []string) error {
 		return usageError{"supernet average: --in needs two or more checkpoints"}
 	}
 	sns := make([]*supernet.Supernet, 0, len(paths))
-	for _, p := range paths {
-		sn, err := supernet.Load(strings.TrimSpace(p), supernet.LoadOptions{})
+	for i, p := range paths {
+		paths[i] = strings.TrimSpace(p)
+		sn, err := supernet.Load(paths[i], supernet.LoadOptions{})
 		if err != nil {
 			return err
 		}
