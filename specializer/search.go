@@ -278,7 +278,27 @@ func (s *searcher) measure(ctx context.Context, a supernet.Arch, source string, 
 			return fmt.Errorf("search: save archive: %w", err)
 		}
 	}
+	if it == 0 {
+		// Seeds and the initial sample report nothing else until all are measured, which
+		// takes minutes on real data; iterations report once each.
+		s.reportMeasured(e)
+	}
 	return nil
+}
+
+// reportMeasured writes one progress line for a measurement outside the iterations.
+func (s *searcher) reportMeasured(e task.Entry) {
+	w := s.cfg.Progress
+	if w == nil {
+		return
+	}
+	line := fmt.Sprintf("search: measured %d/%d (%s)  top1 %.4f @ %.1fM, %d px", s.measured, s.cfg.Evals, e.Source,
+		e.Top1, float64(e.MAdds)/1e6, e.Arch.R)
+	if done := s.measured - s.startCount; s.measured < s.cfg.Evals {
+		per := time.Since(s.start) / time.Duration(done)
+		line += fmt.Sprintf("  eta %s", (per * time.Duration(s.cfg.Evals-s.measured)).Round(time.Second))
+	}
+	fmt.Fprintln(w, line)
 }
 
 // costs returns the configured cost objectives of a.
