@@ -52,7 +52,7 @@ type EvalConfig struct {
 	Template preprocess.Spec // eval preprocessing; Resolution is replaced by each subnet's
 
 	CalibImages int    // BatchNorm calibration images drawn from CalibSplit; default 500
-	CalibBatch  int    // calibration batch size; default 100
+	CalibBatch  int    // calibration batch size; default task.CalibBatch, which serving uses
 	CalibSeed   uint64 // seed of the calibration subset; the same seed gives the same images
 	CalibSplit  string // "train" (default) or "val"; any other split is refused
 	EvalBatch   int    // forward batch size on val; default 100
@@ -112,7 +112,7 @@ func NewSubnetEvaluator(ctx context.Context, cfg EvalConfig) (*SubnetEvaluator, 
 		cfg.CalibImages = 500
 	}
 	if cfg.CalibBatch == 0 {
-		cfg.CalibBatch = 100
+		cfg.CalibBatch = task.CalibBatch
 	}
 	if cfg.EvalBatch == 0 {
 		cfg.EvalBatch = 100

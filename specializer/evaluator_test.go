@@ -188,3 +188,18 @@ func TestEvaluatorMatchesLoaderPipeline(t *testing.T) {
 	}
 	t.Logf("top-1 %v on %d val images (random weights)", got.Top1, n)
 }
+
+// The calibration batch changes the statistics (not only their rounding), so a search that
+// leaves it unset must measure with the batch that serving recalibrates with.
+func TestEvaluatorDefaultCalibBatchIsServing(t *testing.T) {
+	data := writeShapes(t, map[string]int{"train": 4, "val": 2})
+	ev, err := NewSubnetEvaluator(context.Background(), EvalConfig{
+		Supernet: tinySupernet(t), Data: data, Template: preprocess.DefaultSpec(0), CalibImages: 4,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.cfg.CalibBatch != task.CalibBatch {
+		t.Fatalf("default calibration batch %d, serving recalibrates with %d", ev.cfg.CalibBatch, task.CalibBatch)
+	}
+}
