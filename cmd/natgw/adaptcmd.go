@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/internal/cpu"
 	"github.com/natgw/natgw/onnxrt"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/specializer"
@@ -477,6 +478,7 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, archi
 	if err != nil {
 		return err
 	}
+	tr.Supernet().Meta["adapt_blas"] = cpu.BLAS()
 	if err := a.saveWeights(tr.Supernet(), next, "natgw adapt", k+1); err != nil {
 		return err
 	}

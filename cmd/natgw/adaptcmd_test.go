@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/natgw/natgw/internal/cpu"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
 )
@@ -72,6 +73,13 @@ func TestAdaptAndEvaluate(t *testing.T) {
 	}
 	if w0.Meta[supernet.MetaVersion] == tk.SupernetVersion() {
 		t.Fatal("fine-tuning did not change the weights' version")
+	}
+	w1, err := supernet.Load(filepath.Join(out+".work", "weights-1.safetensors"), supernet.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w0.Meta["adapt_blas"]; ok || w1.Meta["adapt_blas"] != cpu.BLAS() {
+		t.Fatalf("adapt_blas: start %q, fine-tuned %q; want none, then %q", w0.Meta["adapt_blas"], w1.Meta["adapt_blas"], cpu.BLAS())
 	}
 	before, _ := os.ReadFile(filepath.Join(out, task.ArchiveFile))
 	_, stderr, err = runCLI(t, args...)

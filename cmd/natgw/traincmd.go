@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/internal/cpu"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/trainer"
@@ -225,6 +226,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	sn.Meta["trained_by"] = "natgw train"
 	sn.Meta["train_data"] = *data
 	sn.Meta["train_steps"] = fmt.Sprint(result.Steps)
+	sn.Meta["train_blas"] = cpu.BLAS()
 	if err := sn.Save(*out, supernet.SaveOptions{}); err != nil {
 		return err
 	}

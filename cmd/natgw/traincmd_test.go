@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/natgw/natgw/internal/cpu"
 	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/supernet"
 )
@@ -53,6 +54,9 @@ func TestTrainCommand(t *testing.T) {
 	}
 	if trained.Spec.Name != "tiny" {
 		t.Fatalf("trained spec %s", trained.Spec.Name)
+	}
+	if got := trained.Meta["train_blas"]; got != cpu.BLAS() {
+		t.Fatalf("train_blas %q, want the kernel that trained it, %q", got, cpu.BLAS())
 	}
 	// A progressive-shrinking phase: kernel only, distilled from a frozen teacher.
 	// Also at two input sizes per step, validated at --resolution, the top at both every step.

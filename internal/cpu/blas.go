@@ -6,12 +6,15 @@ package cpu
 #cgo noescape cblas_sgemm
 #cgo nocallback cblas_sgemm
 #cgo nocallback openblas_set_num_threads
+#cgo nocallback openblas_get_config
+#cgo nocallback openblas_get_corename
 #include <cblas.h>
 */
 import "C"
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -20,6 +23,16 @@ import (
 var blasOnce sync.Once
 
 func blasInit() { blasOnce.Do(func() { C.openblas_set_num_threads(1) }) }
+
+// BLAS names the BLAS build and the sgemm kernel it chose for this CPU, e.g.
+// "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64, core Haswell". Trained
+// weights depend on it: OpenBLAS picks its kernels per CPU at run time (OPENBLAS_CORETYPE
+// overrides the choice), two kernels round differently, and a training run, chaotic in its
+// rounding, diverges from the same run on the other kernel. Files that training writes record
+// it, so that a run can be repeated bit for bit.
+func BLAS() string {
+	return fmt.Sprintf("%s, core %s", strings.TrimSpace(C.GoString(C.openblas_get_config())), C.GoString(C.openblas_get_corename()))
+}
 
 func fptr(s []float32) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
 
