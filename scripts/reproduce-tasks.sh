@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg|flowers-baseline-cycles]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg|flowers-baseline-cycles|cifar10-avg|flowers-final80]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -94,10 +94,12 @@ cifar10_warm() {
 }
 
 cifar10_adapt() {
-	$N adapt --supernet "$1" --data "$WORK/cifar10/data" --out "$2" --name cifar10 --work "$3" --dataset cifar10 \
+	local warm=$1 out=$2 work=$3
+	shift 3
+	$N adapt --supernet "$warm" --data "$WORK/cifar10/data" --out "$out" --name cifar10 --work "$work" --dataset cifar10 \
 		--description "CIFAR-10 (32 px, 4,500-image train subset), NAT-adapted MobileNetV2 supernet" \
 		--resolution 96 --iterations 1 --epochs 2 --lr 0.001 --evals 16 --final-evals 32 --calib 500 \
-		--seed-archs "$(mbv2_seeds 96 128 160)" --train-resolutions 96,128
+		--seed-archs "$(mbv2_seeds 96 128 160)" --train-resolutions 96,128 "$@"
 }
 
 cifar10() {
@@ -557,6 +559,37 @@ flowers-baseline-cycles() {
 				mv '$w/a$r-$m-$how.test.json.tmp' '$w/a$r-$m-$how.test.json'"
 		done
 	done
+}
+
+# flowers-final80: the Flowers task (run first where not done) with its final search
+# continued from 40 to 80 measured subnets on the same averaged weights: its adaptation's
+# work folder is copied into $WORK/flowers-final80 (session 14, docs/results.md). Val only.
+flowers-final80() {
+	local src=$WORK/flowers w=$WORK/flowers-final80
+	flowers
+	if [[ ! -d $w/adapt ]]; then
+		mkdir -p "$w"
+		cp -r "$src/adapt" "$w/adapt.tmp"
+		mv "$w/adapt.tmp" "$w/adapt"
+	fi
+	stage "flowers: final search continued to 80 subnets" "$w/task/archive.json" \
+		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" \
+		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 1 --average 3 --final-evals 80
+}
+
+# cifar10-avg: the CIFAR-10 task (run first where not done) with --average 2: its round end
+# weights and first archive are copied into $WORK/cifar10-avg, so that only the final search
+# runs again, on the mean of the warm-up's and the fine-tuning round's end weights
+# (session 14, docs/results.md). Val only.
+cifar10-avg() {
+	local src=$WORK/cifar10 w=$WORK/cifar10-avg f
+	cifar10
+	mkdir -p "$w/adapt"
+	for f in weights-0.safetensors weights-1.safetensors archive-0.json; do
+		[[ -e $w/adapt/$f ]] || cp "$src/adapt/$f" "$w/adapt/$f"
+	done
+	stage "cifar10: final search on the mean of the warm-up's and the round's weights" "$w/task/archive.json" \
+		cifar10_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" --average 2
 }
 
 for t in "${@:-flowers cifar10}"; do
