@@ -19,6 +19,14 @@ go build -o bin/natgw ./cmd/natgw
 N=bin/natgw
 TFL=$S/pretrained-mobilenet-tflite
 
+# OpenBLAS picks its sgemm kernel per CPU at run time (or as OPENBLAS_CORETYPE says), and
+# trained weights depend on it: the same run on another kernel rounds differently and
+# diverges, a different draw as a new seed would be. The shipped tasks were trained on the
+# kernels their functions below pin, whatever the environment says (Flowers on Cooperlake's
+# AVX-512 ones, CIFAR-10 on Haswell's AVX2 ones); each reproduces byte for byte with its pin
+# (checked in session 14). BLAS_CORE overrides the pins: BLAS_CORE=Haswell on a CPU without
+# AVX-512 BF16, where Flowers then trains as a different draw.
+
 # stage NAME OUTPUT CMD...: runs CMD unless OUTPUT exists, timing it.
 stage() {
 	local name=$1 out=$2
@@ -27,7 +35,7 @@ stage() {
 		echo "== $name: $out exists, skipped" >&2
 		return
 	fi
-	echo "== $name" >&2
+	echo "== $name (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})" >&2
 	local t0=$SECONDS
 	"$@"
 	echo "== $name: $((SECONDS - t0)) s" >&2
@@ -66,6 +74,7 @@ flowers_adapt() {
 }
 
 flowers() {
+	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
 	local w=$WORK/flowers
 	mkdir -p "$w"
 	stage "flowers: import" "$w/imported.safetensors" \
@@ -103,6 +112,7 @@ cifar10_adapt() {
 }
 
 cifar10() {
+	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Haswell}
 	local w=$WORK/cifar10 d=$WORK/cifar10/data
 	mkdir -p "$w"
 	# CIFAR-10 has no val split: hold out files 0450-0499 of each class's train folder
@@ -565,6 +575,7 @@ flowers-baseline-cycles() {
 # continued from 40 to 80 measured subnets on the same averaged weights: its adaptation's
 # work folder is copied into $WORK/flowers-final80 (session 14, docs/results.md). Val only.
 flowers-final80() {
+	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
 	local src=$WORK/flowers w=$WORK/flowers-final80
 	flowers
 	if [[ ! -d $w/adapt ]]; then
@@ -582,6 +593,7 @@ flowers-final80() {
 # runs again, on the mean of the warm-up's and the fine-tuning round's end weights
 # (session 14, docs/results.md). Val only.
 cifar10-avg() {
+	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Haswell}
 	local src=$WORK/cifar10 w=$WORK/cifar10-avg f
 	cifar10
 	mkdir -p "$w/adapt"
