@@ -292,13 +292,19 @@ func (s *searcher) reportMeasured(e task.Entry) {
 	if w == nil {
 		return
 	}
-	line := fmt.Sprintf("search: measured %d/%d (%s)  top1 %.4f @ %.1fM, %d px", s.measured, s.cfg.Evals, e.Source,
-		e.Top1, float64(e.MAdds)/1e6, e.Arch.R)
-	if done := s.measured - s.startCount; s.measured < s.cfg.Evals {
-		per := time.Since(s.start) / time.Duration(done)
-		line += fmt.Sprintf("  eta %s", (per * time.Duration(s.cfg.Evals-s.measured)).Round(time.Second))
+	fmt.Fprintf(w, "search: measured %d/%d (%s)  top1 %.4f @ %.1fM, %d px%s\n", s.measured, s.cfg.Evals, e.Source,
+		e.Top1, float64(e.MAdds)/1e6, e.Arch.R, s.eta())
+}
+
+// eta is "  eta D" at this run's pace so far, or "" before its first measurement and after
+// its last.
+func (s *searcher) eta() string {
+	done := s.measured - s.startCount
+	if done <= 0 || s.measured >= s.cfg.Evals {
+		return ""
 	}
-	fmt.Fprintln(w, line)
+	per := time.Since(s.start) / time.Duration(done)
+	return fmt.Sprintf("  eta %s", (per * time.Duration(s.cfg.Evals-s.measured)).Round(time.Second))
 }
 
 // costs returns the configured cost objectives of a.
@@ -516,9 +522,6 @@ func (s *searcher) report(it int, model surrogate.Model, rep *surrogate.Report) 
 		sc := rep.Scores[rep.Best]
 		fmt.Fprintf(&b, "  surrogate %s tau %.3f±%.3f", sc.Name, sc.Mean, sc.Std)
 	}
-	if done := s.measured - s.startCount; done > 0 && s.measured < s.cfg.Evals {
-		per := time.Since(s.start) / time.Duration(done)
-		fmt.Fprintf(&b, "  eta %s", (per * time.Duration(s.cfg.Evals-s.measured)).Round(time.Second))
-	}
+	b.WriteString(s.eta())
 	fmt.Fprintln(w, b.String())
 }

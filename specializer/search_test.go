@@ -61,7 +61,7 @@ func TestSearchBeatsRandomSearch(t *testing.T) {
 		t.Errorf("NAT hypervolume %.4f does not beat random search's %.4f", natHV, randHV)
 	}
 	out := progress.String()
-	for _, want := range []string{"measured 1/90 (initial)", "measured 30/90 (initial)", "iteration 1", "hv ", "surrogate ", "tau "} {
+	for _, want := range []string{"measured 1/90 (initial)", "measured 30/90 (initial)", "eta ", "iteration 1", "hv ", "surrogate ", "tau "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("progress lacks %q:\n%s", want, out)
 		}
