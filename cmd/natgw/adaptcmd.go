@@ -302,7 +302,7 @@ func (a *adapter) search(ctx context.Context, k int, sn *supernet.Supernet, fina
 	}
 	a.progress("iteration %d/%d: search on %s, %d subnets (%d measured so far)", k, a.o.iterations, version, target, archive.Len())
 	ev, err := specializer.NewSubnetEvaluator(ctx, specializer.EvalConfig{
-		Supernet: sn, Data: a.o.data, Template: a.tmpl, CalibImages: a.o.calib, CalibBatch: task.CalibBatch,
+		Supernet: sn, Data: a.o.data, Template: a.tmpl, CalibImages: a.o.calib,
 		CalibSeed: a.o.seed, Archive: archive,
 	})
 	if err != nil {
