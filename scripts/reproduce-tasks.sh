@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg|flowers-baseline-cycles|cifar10-avg|flowers-final80|flowers-rounds5|flowers-rounds5-seed2|flowers-res96x2]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg|flowers-baseline-cycles|cifar10-avg|flowers-final80|flowers-rounds5|flowers-rounds5-seed2|flowers-res96x2|flowers-adapt-seed2|flowers-rounds1]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -624,6 +624,21 @@ flowers_rounds5() {
 		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed "$seed"
 }
 
+# flowers-rounds1: the same with the 10 epochs as one round, serving the mean of the warm-up's
+# and that round's end weights (--average 2; session 15). Val only.
+flowers-rounds1() {
+	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
+	local src=$WORK/flowers w=$WORK/flowers-rounds1 f
+	flowers
+	mkdir -p "$w/adapt"
+	for f in weights-0.safetensors archive-0.json; do
+		[[ -e $w/adapt/$f ]] || cp "$src/adapt/$f" "$w/adapt/$f"
+	done
+	stage "flowers, 1 round of 10 epochs averaged with the warm-up's end" "$w/task/archive.json" \
+		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" --iterations 1 --epochs 10 --average 2 \
+		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 1
+}
+
 flowers-rounds5() { flowers_rounds5 1; }
 flowers-rounds5-seed2() { flowers_rounds5 2; }
 
@@ -642,6 +657,18 @@ flowers-res96x2() {
 	stage "flowers, batches at 96,96,128,160 px" "$w/task/archive.json" \
 		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" --train-resolutions 96,96,128,160 \
 		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 1 --average 3
+}
+
+# flowers-adapt-seed2: the shipped task's adaptation, unchanged, with seed 2, from the shipped
+# task's warm-up file: a second draw of the adaptation, paired with flowers-rounds5-seed2
+# (session 15, docs/results.md). Val only.
+flowers-adapt-seed2() {
+	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
+	local src=$WORK/flowers w=$WORK/flowers-adapt-seed2
+	flowers
+	stage "flowers, the shipped adaptation with seed 2" "$w/task/archive.json" \
+		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" \
+		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 2 --average 3
 }
 
 for t in "${@:-flowers cifar10}"; do
