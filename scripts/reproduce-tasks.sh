@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg|flowers-baseline-cycles|cifar10-avg|flowers-final80|flowers-rounds5|flowers-rounds5-seed2|flowers-res96x2|flowers-adapt-seed2|flowers-rounds1]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg|flowers-baseline-cycles|cifar10-avg|flowers-final80|flowers-rounds5|flowers-rounds5-seed2|flowers-res96x2|flowers-adapt-seed2|flowers-rounds1|flowers-adapt-lr5e4]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -604,14 +604,15 @@ cifar10-avg() {
 		cifar10_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" --average 2
 }
 
-# flowers_rounds5 SEED: the shipped task's adaptation from its own warm-up file, its 10 epochs
-# as 5 rounds of 2 (each its own cosine, NAT's search after each) instead of 2 of 5, the task
-# serving the mean of all 6 round ends (--average 6; session 15, docs/results.md). With seed
-# 1 the first search is the shipped task's, so its weights and archive are copied. Val only.
-flowers_rounds5() {
+# flowers_from_warm NAME SEED LABEL [flags...]: the shipped task's adaptation (flowers, run
+# first where not done) from its own warm-up file, with SEED and FLAGS (later flags win), into
+# $WORK/NAME; session 15's val-only variants (docs/results.md). With seed 1 the first search
+# measures the shipped task's start weights with its seed, whatever the training flags, so
+# its weights and archive are copied.
+flowers_from_warm() {
 	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
-	local seed=$1 src=$WORK/flowers w=$WORK/flowers-rounds5 f
-	[[ $seed == 1 ]] || w+=-seed$seed
+	local name=$1 seed=$2 label=$3 src=$WORK/flowers w=$WORK/$1 f
+	shift 3
 	flowers
 	mkdir -p "$w/adapt"
 	if [[ $seed == 1 ]]; then
@@ -619,57 +620,23 @@ flowers_rounds5() {
 			[[ -e $w/adapt/$f ]] || cp "$src/adapt/$f" "$w/adapt/$f"
 		done
 	fi
-	stage "flowers, 5 rounds of 2 epochs averaged, seed $seed" "$w/task/archive.json" \
-		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" --iterations 5 --epochs 2 --average 6 \
-		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed "$seed"
-}
-
-# flowers-rounds1: the same with the 10 epochs as one round, serving the mean of the warm-up's
-# and that round's end weights (--average 2; session 15). Val only.
-flowers-rounds1() {
-	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
-	local src=$WORK/flowers w=$WORK/flowers-rounds1 f
-	flowers
-	mkdir -p "$w/adapt"
-	for f in weights-0.safetensors archive-0.json; do
-		[[ -e $w/adapt/$f ]] || cp "$src/adapt/$f" "$w/adapt/$f"
-	done
-	stage "flowers, 1 round of 10 epochs averaged with the warm-up's end" "$w/task/archive.json" \
-		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" --iterations 1 --epochs 10 --average 2 \
-		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 1
-}
-
-flowers-rounds5() { flowers_rounds5 1; }
-flowers-rounds5-seed2() { flowers_rounds5 2; }
-
-# flowers-res96x2: the shipped task's adaptation from its own warm-up file with the
-# sandwich's batches drawn at 96, 96, 128 or 160 px (a quarter moved from 128 to 96 px, where
-# the front's lead over (a) is smallest; session 15, docs/results.md). Its first search
-# measures the same weights with the same seed as the shipped task's, so it is copied. Val only.
-flowers-res96x2() {
-	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
-	local src=$WORK/flowers w=$WORK/flowers-res96x2 f
-	flowers
-	mkdir -p "$w/adapt"
-	for f in weights-0.safetensors archive-0.json; do
-		[[ -e $w/adapt/$f ]] || cp "$src/adapt/$f" "$w/adapt/$f"
-	done
-	stage "flowers, batches at 96,96,128,160 px" "$w/task/archive.json" \
-		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" --train-resolutions 96,96,128,160 \
-		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 1 --average 3
-}
-
-# flowers-adapt-seed2: the shipped task's adaptation, unchanged, with seed 2, from the shipped
-# task's warm-up file: a second draw of the adaptation, paired with flowers-rounds5-seed2
-# (session 15, docs/results.md). Val only.
-flowers-adapt-seed2() {
-	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
-	local src=$WORK/flowers w=$WORK/flowers-adapt-seed2
-	flowers
-	stage "flowers, the shipped adaptation with seed 2" "$w/task/archive.json" \
+	stage "flowers, $label, seed $seed" "$w/task/archive.json" \
 		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" \
-		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 2 --average 3
+		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --average 3 --seed "$seed" "$@"
 }
+
+# The adaptation's 10 epochs as 5 rounds of 2 (each its own cosine, NAT's search after each),
+# serving the mean of all 6 cycle ends; or as 1 round of 10, serving the mean of 2.
+flowers-rounds5() { flowers_from_warm flowers-rounds5 1 "5 rounds of 2 epochs, all 6 ends averaged" --iterations 5 --epochs 2 --average 6; }
+flowers-rounds5-seed2() { flowers_from_warm flowers-rounds5-seed2 2 "5 rounds of 2 epochs, all 6 ends averaged" --iterations 5 --epochs 2 --average 6; }
+flowers-rounds1() { flowers_from_warm flowers-rounds1 1 "1 round of 10 epochs, averaged with the warm-up's end" --iterations 1 --epochs 10 --average 2; }
+# A quarter of the sandwich's batches moved from 128 to 96 px, where the front's lead over (a)
+# is smallest.
+flowers-res96x2() { flowers_from_warm flowers-res96x2 1 "batches at 96,96,128,160 px" --train-resolutions 96,96,128,160; }
+# A second draw of the shipped adaptation, paired with flowers-rounds5-seed2.
+flowers-adapt-seed2() { flowers_from_warm flowers-adapt-seed2 2 "the shipped adaptation"; }
+# The rounds' peak learning rate halved (the warm-up keeps 0.001).
+flowers-adapt-lr5e4() { flowers_from_warm flowers-adapt-lr5e4 1 "the shipped adaptation at lr 0.0005" --lr 0.0005; }
 
 for t in "${@:-flowers cifar10}"; do
 	for x in $t; do "$x"; done
