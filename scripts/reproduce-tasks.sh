@@ -88,9 +88,9 @@ flowers() {
 	# chosen on val at baseline (a)'s three costs among the shipped task and the averaged
 	# runs of sessions 11-12 (docs/results.md).
 	stage "flowers: warm-up" "$w/warm.safetensors" flowers_warm "$w/warm.safetensors" \
-		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 1
+		"${FLOWERS_TOP[@]}" --seed 1
 	stage "flowers: adapt" "$OUT/flowers/archive.json" flowers_adapt "$w/warm.safetensors" "$OUT/flowers" "$w/adapt" \
-		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 1 --average 3
+		"${FLOWERS_TOP[@]}" --seed 1 --average 3
 	stage "flowers: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/flowers' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
@@ -148,6 +148,9 @@ cifar10() {
 #  (b) no adaptation: subnets of the imported supernet (the source, without NAT) with BatchNorm
 #      recalibrated on the task and only the classifier trained; the archs are those NAT serves.
 MBV2='"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6],"d":[2,3,4,3,3,1]'
+# The shipped Flowers recipe's top of the sandwich, in its warm-up and its adaptation: the
+# imported arch, trained at every served size, its 160 px pass teaching the others, weighed 2.
+FLOWERS_TOP=(--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2)
 
 # The baselines of sessions 1-6 were trained with a new head at a fresh network's fan-in scale
 # (--head-std 0); natgw train's default, and the shipped tasks', is now N(0, 0.01) as
@@ -585,7 +588,7 @@ flowers-final80() {
 	fi
 	stage "flowers: final search continued to 80 subnets" "$w/task/archive.json" \
 		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" \
-		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --seed 1 --average 3 --final-evals 80
+		"${FLOWERS_TOP[@]}" --seed 1 --average 3 --final-evals 80
 }
 
 # cifar10-avg: the CIFAR-10 task (run first where not done) with --average 2: its round end
@@ -622,7 +625,7 @@ flowers_from_warm() {
 	fi
 	stage "flowers, $label, seed $seed" "$w/task/archive.json" \
 		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" \
-		--top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd --top-kd-weight 2 --average 3 --seed "$seed" "$@"
+		"${FLOWERS_TOP[@]}" --average 3 --seed "$seed" "$@"
 }
 
 # The adaptation's 10 epochs as 5 rounds of 2 (each its own cosine, NAT's search after each),
