@@ -41,6 +41,17 @@ stage() {
 	echo "== $name: $((SECONDS - t0)) s" >&2
 }
 
+# copy_rounds FROM TO FILE...: copies the named files of one adaptation's work folder into
+# another's where missing, so that a variant sharing its first rounds runs only what differs.
+copy_rounds() {
+	local from=$1 to=$2 f
+	shift 2
+	mkdir -p "$to"
+	for f in "$@"; do
+		[[ -e $to/$f ]] || cp "$from/$f" "$to/$f"
+	done
+}
+
 # The imported network's own arch (MobileNetV2: kernel 3, expand 6, full depth) at several
 # resolutions: every search measures these first. The pretrained weights are exactly this
 # network, and a random sample of the space almost never lands near it.
@@ -514,14 +525,11 @@ flowers-top-kdw-seed4() { flowers_kd "$WORK/flowers-top-kdw-seed4" "the top taug
 # $WORK/RUN-avg, so that only the final search runs again, on the mean of the warm-up's and
 # both fine-tuning rounds' end weights (session 13, docs/results.md). Val only.
 flowers_avg() {
-	local run=$1 seed=$2 f
+	local run=$1 seed=$2
 	shift 2
 	local src=$WORK/$run w=$WORK/$run-avg
 	"$run"
-	mkdir -p "$w/adapt"
-	for f in weights-0.safetensors weights-1.safetensors weights-2.safetensors archive-0.json archive-1.json; do
-		[[ -e $w/adapt/$f ]] || cp "$src/adapt/$f" "$w/adapt/$f"
-	done
+	copy_rounds "$src/adapt" "$w/adapt" weights-0.safetensors weights-1.safetensors weights-2.safetensors archive-0.json archive-1.json
 	stage "flowers, $run, final search on the mean of its rounds' weights" "$w/task/archive.json" \
 		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" --top "{$MBV2,\"r\":128}" --top-sizes 96,128,160 --top-kd \
 		--seed "$seed" --average 3 "$@"
@@ -597,12 +605,9 @@ flowers-final80() {
 # (session 14, docs/results.md). Val only.
 cifar10-avg() {
 	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Haswell}
-	local src=$WORK/cifar10 w=$WORK/cifar10-avg f
+	local src=$WORK/cifar10 w=$WORK/cifar10-avg
 	cifar10
-	mkdir -p "$w/adapt"
-	for f in weights-0.safetensors weights-1.safetensors archive-0.json; do
-		[[ -e $w/adapt/$f ]] || cp "$src/adapt/$f" "$w/adapt/$f"
-	done
+	copy_rounds "$src/adapt" "$w/adapt" weights-0.safetensors weights-1.safetensors archive-0.json
 	stage "cifar10: final search on the mean of the warm-up's and the round's weights" "$w/task/archive.json" \
 		cifar10_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" --average 2
 }
@@ -614,14 +619,11 @@ cifar10-avg() {
 # its weights and archive are copied.
 flowers_from_warm() {
 	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
-	local name=$1 seed=$2 label=$3 src=$WORK/flowers w=$WORK/$1 f
+	local name=$1 seed=$2 label=$3 src=$WORK/flowers w=$WORK/$1
 	shift 3
 	flowers
-	mkdir -p "$w/adapt"
 	if [[ $seed == 1 ]]; then
-		for f in weights-0.safetensors archive-0.json; do
-			[[ -e $w/adapt/$f ]] || cp "$src/adapt/$f" "$w/adapt/$f"
-		done
+		copy_rounds "$src/adapt" "$w/adapt" weights-0.safetensors archive-0.json
 	fi
 	stage "flowers, $label, seed $seed" "$w/task/archive.json" \
 		flowers_adapt "$src/warm.safetensors" "$w/task" "$w/adapt" \
