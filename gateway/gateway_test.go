@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"mime/multipart"
 	"net/http"
@@ -222,10 +223,20 @@ func TestTasksAndReadiness(t *testing.T) {
 func TestClassifyAndOIP(t *testing.T) {
 	sessions, env := testSessions(t)
 	tk := testTask(t, "shapes")
+	// A crop of its own at every resolution: classify must preprocess with it, as the OIP
+	// tensor below is, and the task detail must tell clients.
+	tk.CropByResolution = map[int]float64{}
+	for _, r := range tk.Supernet.Spec.Resolutions {
+		tk.CropByResolution[r] = 0.75
+	}
 	ts := newTestServer(t, Config{Tasks: []*task.Task{tk}, Sessions: sessions, LiveSessions: env.LiveSessions,
 		Batch: BatchConfig{MaxBatch: 8, MaxDelay: time.Millisecond}})
 	img := testPNG(t, 99, 50, 40)
 
+	var detail taskSummary
+	if ts.get(t, "/v1/tasks/shapes", &detail); !maps.Equal(detail.CropByResolution, tk.CropByResolution) {
+		t.Fatalf("task detail crops %v, want %v", detail.CropByResolution, tk.CropByResolution)
+	}
 	res, err := http.Post(ts.http.URL+"/v1/classify?task=shapes&madds=1G&top=3", "image/png", bytes.NewReader(img))
 	if err != nil {
 		t.Fatal(err)

@@ -143,8 +143,10 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 	return &testServer{s, hs}
 }
 
+// newRedis is a client with generous timeouts: on a loaded machine the default 200 ms dial
+// can time out, and a replica that cannot take the lock specializes on its own.
 func newRedis(t testing.TB, url string) *cache.Redis {
-	r, err := cache.NewRedis(cache.RedisOptions{URL: url, Prefix: "natgw-test:", ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second})
+	r, err := cache.NewRedis(cache.RedisOptions{URL: url, Prefix: "natgw-test:", DialTimeout: 3 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

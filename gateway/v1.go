@@ -40,9 +40,11 @@ type taskSummary struct {
 	ArchiveSize     int             `json:"archive_size"`
 	Feasible        feasible        `json:"feasible"`
 	Preprocess      preprocess.Spec `json:"preprocess"`
-	Labels          []string        `json:"labels,omitempty"`
-	Front           []task.Entry    `json:"front,omitempty"`
-	Archive         []task.Entry    `json:"archive,omitempty"`
+	// CropByResolution overrides Preprocess's crop at the resolutions it names.
+	CropByResolution map[int]float64 `json:"crop_by_resolution,omitempty"`
+	Labels           []string        `json:"labels,omitempty"`
+	Front            []task.Entry    `json:"front,omitempty"`
+	Archive          []task.Entry    `json:"archive,omitempty"`
 }
 
 // feasible is the span of each budget a task can satisfy.
@@ -58,7 +60,8 @@ func summarize(t *task.Task, detail bool) taskSummary {
 	ts := taskSummary{
 		Name: t.Name, Description: t.Description, Classes: len(t.Labels), Spec: t.Supernet.Spec.Name,
 		SupernetVersion: t.SupernetVersion(), ArchiveSize: len(entries), Preprocess: t.Manifest.Preprocess,
-		Feasible: feasible{MAdds: [2]int64{lo.MAdds, hi.MAdds}, Params: [2]int64{lo.Params, hi.Params}, LatencyMS: [2]float64{lo.LatencyMS, hi.LatencyMS}},
+		CropByResolution: t.CropByResolution,
+		Feasible:         feasible{MAdds: [2]int64{lo.MAdds, hi.MAdds}, Params: [2]int64{lo.Params, hi.Params}, LatencyMS: [2]float64{lo.LatencyMS, hi.LatencyMS}},
 	}
 	if detail {
 		ts.Labels = t.Labels

@@ -50,6 +50,9 @@ type EvalConfig struct {
 	Supernet *supernet.Supernet
 	Data     string          // image-folder root with train/ and val/ (see package dataset)
 	Template preprocess.Spec // eval preprocessing; Resolution is replaced by each subnet's
+	// Crops overrides Template's crop fraction at the resolutions it names (a task's
+	// crop_by_resolution), so that subnets are measured as they are served.
+	Crops map[int]float64
 
 	CalibImages int    // BatchNorm calibration images drawn from CalibSplit; default 500
 	CalibBatch  int    // calibration batch size; default task.CalibBatch, which serving uses
@@ -65,6 +68,16 @@ type EvalConfig struct {
 	Archive *task.Archive
 	Limits  preprocess.Limits
 	Logger  *slog.Logger // nil: slog.Default()
+}
+
+// spec is the eval preprocessing at resolution r.
+func (c *EvalConfig) spec(r int) preprocess.Spec {
+	p := c.Template
+	p.Resolution = r
+	if crop, ok := c.Crops[r]; ok {
+		p.CropFraction = crop
+	}
+	return p
 }
 
 // SubnetEvaluator measures subnets of one supernet on an image-folder data set: extract,
@@ -127,10 +140,10 @@ func NewSubnetEvaluator(ctx context.Context, cfg EvalConfig) (*SubnetEvaluator, 
 		return nil, fmt.Errorf("evaluator: calibration images %d, calibration batch %d and eval batch %d must be positive",
 			cfg.CalibImages, cfg.CalibBatch, cfg.EvalBatch)
 	}
-	t := cfg.Template
-	t.Resolution = cfg.Supernet.Spec.Resolutions[0]
-	if err := t.Validate(); err != nil {
-		return nil, fmt.Errorf("evaluator: preprocessing: %w", err)
+	for _, r := range cfg.Supernet.Spec.Resolutions {
+		if err := cfg.spec(r).Validate(); err != nil {
+			return nil, fmt.Errorf("evaluator: preprocessing at %d px: %w", r, err)
+		}
 	}
 	e := &SubnetEvaluator{cfg: cfg, log: cfg.Logger, results: map[string]task.Entry{}, tensors: map[int]*resTensors{}}
 	if e.log == nil {
@@ -287,8 +300,7 @@ func (e *SubnetEvaluator) tensorsFor(ctx context.Context, r int) (*resTensors, e
 		ts.used = e.clock
 		return ts, nil
 	}
-	spec := e.cfg.Template
-	spec.Resolution = r
+	spec := e.cfg.spec(r)
 	img := 3 * r * r
 	ts := &resTensors{calib: make([]float32, len(e.calib)*img), val: make([]float32, len(e.val)*img), used: e.clock}
 	build := func(items []decodedItem, dst []float32) error {

@@ -203,3 +203,15 @@ func TestEvaluatorDefaultCalibBatchIsServing(t *testing.T) {
 		t.Fatalf("default calibration batch %d, serving recalibrates with %d", ev.cfg.CalibBatch, task.CalibBatch)
 	}
 }
+
+func TestEvalConfigSpec(t *testing.T) {
+	cfg := EvalConfig{Template: preprocess.DefaultSpec(0), Crops: map[int]float64{96: 0.5}}
+	for _, tc := range []struct {
+		r    int
+		crop float64
+	}{{96, 0.5}, {128, cfg.Template.CropFraction}} {
+		if p := cfg.spec(tc.r); p.Resolution != tc.r || p.CropFraction != tc.crop {
+			t.Errorf("spec(%d) = resolution %d crop %v, want crop %v", tc.r, p.Resolution, p.CropFraction, tc.crop)
+		}
+	}
+}

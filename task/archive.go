@@ -150,6 +150,21 @@ func (a *Archive) SetTestTop1(hash string, top1 float64) bool {
 	return false
 }
 
+// Remeasure replaces a measured entry's val accuracy after the task's eval preprocessing
+// changed, and drops its test accuracy, which was measured with the old preprocessing and
+// no longer describes the served model. It reports whether the entry was found.
+func (a *Archive) Remeasure(hash string, top1 float64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, e := range a.Entries {
+		if e.Hash == hash && !e.Predicted {
+			a.Entries[i].Top1, a.Entries[i].TestTop1 = top1, nil
+			return true
+		}
+	}
+	return false
+}
+
 // Front returns the measured entries that no other measured entry beats on both accuracy
 // (higher) and MAdds (lower), sorted by MAdds.
 func Front(entries []Entry) []Entry {

@@ -84,8 +84,14 @@ func CalibBatches(imgs []*preprocess.RGB, p preprocess.Spec) supernet.Batches {
 // Recalibrate rebuilds sub's BatchNorm statistics on the task's calibration images at the
 // subnet's resolution; without calibration images it leaves the subnet as extracted.
 func (t *Task) Recalibrate(ctx context.Context, sub *supernet.Subnet) error {
+	return t.RecalibrateWith(ctx, sub, t.Preprocess(sub.Resolution))
+}
+
+// RecalibrateWith is Recalibrate with the calibration images preprocessed by p instead of
+// the task's own spec (natgw tune-crop measures candidate crops this way).
+func (t *Task) RecalibrateWith(ctx context.Context, sub *supernet.Subnet, p preprocess.Spec) error {
 	if len(t.Calib) == 0 {
 		return nil
 	}
-	return sub.Recalibrate(ctx, CalibBatches(t.Calib, t.Preprocess(sub.Resolution)))
+	return sub.Recalibrate(ctx, CalibBatches(t.Calib, p))
 }

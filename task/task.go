@@ -41,6 +41,38 @@ type Manifest struct {
 	Dataset     string `json:"dataset,omitempty"`
 	// Preprocess is the eval preprocessing; its resolution is replaced by each subnet's.
 	Preprocess preprocess.Spec `json:"preprocess"`
+	// CropByResolution overrides Preprocess.CropFraction at the resolutions it names: the
+	// centre crop that classifies best depends on the input size (natgw tune-crop chooses
+	// it on val).
+	CropByResolution map[int]float64 `json:"crop_by_resolution,omitempty"`
+}
+
+// At returns the preprocessing for a subnet at resolution r.
+func (m *Manifest) At(r int) preprocess.Spec {
+	p := m.Preprocess
+	p.Resolution = r
+	if c, ok := m.CropByResolution[r]; ok {
+		p.CropFraction = c
+	}
+	return p
+}
+
+// validate checks the preprocessing template and every per-resolution crop.
+func (m *Manifest) validate() error {
+	pp := m.Preprocess
+	pp.Resolution = 1
+	if err := pp.Validate(); err != nil {
+		return fmt.Errorf("preprocess: %w", err)
+	}
+	for r := range m.CropByResolution {
+		if r < 1 {
+			return fmt.Errorf("crop_by_resolution: resolution %d must be positive", r)
+		}
+		if err := m.At(r).Validate(); err != nil {
+			return fmt.Errorf("crop_by_resolution[%d]: %w", r, err)
+		}
+	}
+	return nil
 }
 
 // Task is a loaded task folder.
@@ -61,11 +93,7 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 func ValidName(s string) bool { return nameRE.MatchString(s) }
 
 // Preprocess returns the task's preprocessing for a subnet at resolution r.
-func (t *Task) Preprocess(r int) preprocess.Spec {
-	p := t.Manifest.Preprocess
-	p.Resolution = r
-	return p
-}
+func (t *Task) Preprocess(r int) preprocess.Spec { return t.Manifest.At(r) }
 
 // SupernetVersion identifies the task's supernet weights (id and version from its metadata).
 func (t *Task) SupernetVersion() string {
@@ -86,10 +114,8 @@ func Load(dir string) (*Task, error) {
 	if !ValidName(m.Name) {
 		return nil, fmt.Errorf("%s: name %q must match %s", ManifestFile, m.Name, nameRE)
 	}
-	pp := m.Preprocess
-	pp.Resolution = 1
-	if err := pp.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: preprocess: %w", filepath.Join(dir, ManifestFile), err)
+	if err := m.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestFile), err)
 	}
 	sn, err := supernet.Load(filepath.Join(dir, SupernetFile), supernet.LoadOptions{})
 	if err != nil {
@@ -166,6 +192,17 @@ func Save(dir string, t *Task, opt supernet.SaveOptions) error {
 		a = &Archive{}
 	}
 	return a.Save(filepath.Join(dir, ArchiveFile))
+}
+
+// SaveManifest rewrites only a task folder's task.json, after checking it.
+func SaveManifest(dir string, m Manifest) error {
+	if !ValidName(m.Name) {
+		return fmt.Errorf("task name %q must match %s", m.Name, nameRE)
+	}
+	if err := m.validate(); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(dir, ManifestFile), m)
 }
 
 // maxLabels bounds label files; no classification task here has more.

@@ -81,6 +81,15 @@ func TestLoadRejects(t *testing.T) {
 		{"test split in archive", func(dir string) { rewriteArchive(t, dir, `"split": "val"`, `"split": "test"`) }, `split "test"`},
 		{"hash mismatch", func(dir string) { rewriteArchive(t, dir, `"hash": "`, `"hash": "00`) }, "does not match"},
 		{"arch outside space", func(dir string) { rewriteArchive(t, dir, `"r": 32`, `"r": 33`) }, "r: 33 not in"},
+		{"crop out of range", func(dir string) {
+			os.WriteFile(filepath.Join(dir, ManifestFile), []byte(`{"name":"tiny","preprocess":`+ppJSON()+`,"crop_by_resolution":{"32":1.5}}`), 0o644)
+		}, "crop_by_resolution[32]: "},
+		{"crop at resolution 0", func(dir string) {
+			os.WriteFile(filepath.Join(dir, ManifestFile), []byte(`{"name":"tiny","preprocess":`+ppJSON()+`,"crop_by_resolution":{"0":0.875}}`), 0o644)
+		}, "resolution 0 must be positive"},
+		{"crop key not a number", func(dir string) {
+			os.WriteFile(filepath.Join(dir, ManifestFile), []byte(`{"name":"tiny","preprocess":`+ppJSON()+`,"crop_by_resolution":{"x":0.875}}`), 0o644)
+		}, "task.json"},
 		{"missing supernet", func(dir string) { os.Remove(filepath.Join(dir, SupernetFile)) }, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,6 +117,42 @@ func rewriteArchive(t *testing.T, dir, old, new string) {
 		t.Fatalf("archive lacks %q", old)
 	}
 	os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
+}
+
+func TestCropByResolution(t *testing.T) {
+	tk, dir := newTask(t)
+	tk.CropByResolution = map[int]float64{32: 0.875}
+	if err := writeJSON(filepath.Join(dir, ManifestFile), tk.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		r    int
+		crop float64
+	}{{32, 0.875}, {40, 1}} {
+		if p := back.Preprocess(tc.r); p.Resolution != tc.r || p.CropFraction != tc.crop {
+			t.Errorf("Preprocess(%d) = resolution %d crop %v, want crop %v", tc.r, p.Resolution, p.CropFraction, tc.crop)
+		}
+	}
+}
+
+func TestArchiveRemeasure(t *testing.T) {
+	a := &Archive{}
+	a.Put(Entry{Hash: "m", Top1: 0.5, Split: SplitVal})
+	a.Put(Entry{Hash: "p", Top1: 0.5, Split: SplitVal, Predicted: true})
+	a.SetTestTop1("m", 0.4)
+	if !a.Remeasure("m", 0.6) || a.Remeasure("p", 0.6) || a.Remeasure("x", 0.6) {
+		t.Fatal("Remeasure must find exactly the measured entry")
+	}
+	if e, _ := a.Lookup("m"); e.Top1 != 0.6 || e.TestTop1 != nil {
+		t.Fatalf("remeasured entry %+v: want top1 0.6 and no test accuracy", e)
+	}
+	if e, _ := a.Lookup("p"); e.Top1 != 0.5 {
+		t.Fatalf("predicted entry changed: %+v", e)
+	}
 }
 
 func TestArchivePutAndFront(t *testing.T) {

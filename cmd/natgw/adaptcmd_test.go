@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -118,6 +119,7 @@ func TestAdaptAndEvaluate(t *testing.T) {
 			}
 		}
 	}
+	checkTuneCrop(t, out, data)
 	if _, _, err := runCLI(t, "adapt", "--supernet", ckpt, "--data", data, "--out", filepath.Join(dir, "Bad Name")); err == nil {
 		t.Fatal("invalid task name accepted")
 	}
@@ -256,4 +258,70 @@ func toyData(t *testing.T, dir string, n int, splits ...string) string {
 		}
 	}
 	return data
+}
+
+// checkTuneCrop runs natgw tune-crop --write on an adapted task: the rows at crop 1
+// reproduce the search's val accuracies, the task takes the crops it printed, its entries
+// the val accuracies at those crops (their test accuracies dropped), natgw evaluate then
+// measures exactly those, and a rerun measures nothing again.
+func checkTuneCrop(t *testing.T, out, data string) {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), "crops.jsonl")
+	args := []string{"tune-crop", "--task", out, "--data", data, "--crops", "0.75,1", "--log", log, "--write"}
+	stdout, stderr, err := runCLI(t, args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	chosen := map[int]float64{}
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var c struct {
+			R    int     `json:"r"`
+			Crop float64 `json:"crop"`
+		}
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatalf("tune-crop line %q: %v", l, err)
+		}
+		chosen[c.R] = c.Crop
+	}
+	rows, err := readCropLog(log, "")
+	if err == nil {
+		t.Fatal("the log's rows were accepted for another supernet version")
+	}
+	tk, err := task.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err = readCropLog(log, tk.SupernetVersion()); err != nil {
+		t.Fatal(err)
+	}
+	entries := tk.Archive.Snapshot()
+	if len(rows) != 2*len(entries) {
+		t.Fatalf("%d rows for %d entries at 2 crops", len(rows), len(entries))
+	}
+	for _, e := range entries {
+		at1, atChosen := rows[cropKey(e.Hash, 1)], rows[cropKey(e.Hash, chosen[e.Arch.R])]
+		if at1.Top1 != at1.Archived {
+			t.Errorf("%s at crop 1: %v, the search measured %v", e.Hash[:12], at1.Top1, at1.Archived)
+		}
+		if e.Top1 != atChosen.Top1 || e.TestTop1 != nil {
+			t.Errorf("%s: top1 %v test %v, want %v at crop %v and no test accuracy", e.Hash[:12], e.Top1, e.TestTop1, atChosen.Top1, chosen[e.Arch.R])
+		}
+	}
+	if !maps.Equal(tk.CropByResolution, chosen) {
+		t.Fatalf("task.json crops %v, tune-crop printed %v", tk.CropByResolution, chosen)
+	}
+	ev, stderr, err := runCLI(t, "evaluate", "--task", out, "--data", data, "--split", "val")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(ev), "\n") {
+		var r evalRow
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Top1 != r.ValTop1 {
+			t.Errorf("served preprocessing measures %s, not the archive's val accuracy (%v)", l, err)
+		}
+	}
+	again, stderr, err := runCLI(t, args...)
+	if err != nil || again != stdout || strings.Contains(stderr, "ETA") {
+		t.Fatalf("rerun: %v, output %q (first %q), measured again:\n%s", err, again, stdout, stderr)
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/natgw/natgw/dataset"
 	"github.com/natgw/natgw/internal/scores"
+	"github.com/natgw/natgw/preprocess"
+	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
 )
 
@@ -64,40 +67,11 @@ func cmdEvaluate(ctx context.Context, env *cli, args []string) error {
 			continue
 		}
 		t0 := time.Now()
-		sub, err := t.Supernet.Extract(e.Arch)
+		top1, n, err := measure(ctx, t, e.Arch, set, t.Preprocess(e.Arch.R), *batch)
 		if err != nil {
-			return err
+			return fmt.Errorf("evaluate: %s/%s: %w", *data, *split, err)
 		}
-		if err := t.Recalibrate(ctx, sub); err != nil {
-			return err
-		}
-		net := sub.Compile()
-		loader, err := dataset.NewLoader(dataset.Config{Set: set, Spec: t.Preprocess(e.Arch.R), Batch: *batch})
-		if err != nil {
-			return err
-		}
-		correct, n := 0, 0
-		err = loader.Epoch(ctx, 0, func(b dataset.Batch) error {
-			logits, err := net.Forward(ctx, b.X, b.N, e.Arch.R, e.Arch.R)
-			if err != nil {
-				return err
-			}
-			c := net.Classes()
-			for j := range b.N {
-				if scores.Argmax(logits[j*c:(j+1)*c]) == b.Labels[j] {
-					correct++
-				}
-			}
-			n += b.N
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if sk := loader.Skipped(); sk > 0 {
-			return fmt.Errorf("evaluate: %d images of %s/%s could not be read", sk, *data, *split)
-		}
-		row := evalRow{Hash: e.Hash, MAdds: e.MAdds, R: e.Arch.R, ValTop1: e.Top1, Top1: float64(correct) / float64(n), Split: *split, Images: n}
+		row := evalRow{Hash: e.Hash, MAdds: e.MAdds, R: e.Arch.R, ValTop1: e.Top1, Top1: top1, Split: *split, Images: n}
 		if write {
 			row.Recorded = t.Archive.SetTestTop1(e.Hash, row.Top1)
 		}
@@ -110,4 +84,47 @@ func cmdEvaluate(ctx context.Context, env *cli, args []string) error {
 		return t.Archive.Save(filepath.Join(*dir, task.ArchiveFile))
 	}
 	return nil
+}
+
+// measure is the top-1 accuracy of arch on set as the gateway serves it with the
+// preprocessing p: extracted, BatchNorm rebuilt on the task's calibration images
+// preprocessed by p, then the CPU forward. n is the number of images measured.
+func measure(ctx context.Context, t *task.Task, arch supernet.Arch, set *dataset.Set, p preprocess.Spec, batch int) (top1 float64, n int, err error) {
+	sub, err := t.Supernet.Extract(arch)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := t.RecalibrateWith(ctx, sub, p); err != nil {
+		return 0, 0, err
+	}
+	net := sub.Compile()
+	loader, err := dataset.NewLoader(dataset.Config{Set: set, Spec: p, Batch: batch})
+	if err != nil {
+		return 0, 0, err
+	}
+	correct := 0
+	err = loader.Epoch(ctx, 0, func(b dataset.Batch) error {
+		logits, err := net.Forward(ctx, b.X, b.N, arch.R, arch.R)
+		if err != nil {
+			return err
+		}
+		c := net.Classes()
+		for j := range b.N {
+			if scores.Argmax(logits[j*c:(j+1)*c]) == b.Labels[j] {
+				correct++
+			}
+		}
+		n += b.N
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if sk := loader.Skipped(); sk > 0 {
+		return 0, 0, fmt.Errorf("%d images could not be read", sk)
+	}
+	if n == 0 {
+		return 0, 0, errors.New("no images")
+	}
+	return float64(correct) / float64(n), n, nil
 }

@@ -52,6 +52,7 @@ func commands() []command {
 		{"train", "train a supernet with the sandwich rule (largest, smallest, random subnets) and save it", cmdTrain},
 		{"front", "print an archive's accuracy/MAdds front as JSON, optionally plot it", cmdFront},
 		{"adapt", "NAT adaptation: alternate archive-guided fine-tuning and search, write a servable task folder", cmdAdapt},
+		{"tune-crop", "choose a task's eval centre crop per resolution on val and re-measure its archive with it", cmdTuneCrop},
 		{"evaluate", "final evaluation: measure a task's front on a held-out split as served, record test_top1", cmdEvaluate},
 		{"import-tflite", "import TensorFlow Lite's quantized MobileNetV2 as a natgw supernet (BatchNorm restored by calibration)", cmdImportTFLite},
 	}

@@ -17,25 +17,26 @@ import (
 	"github.com/natgw/natgw/task"
 )
 
-// searchTemplate is the eval preprocessing for --task: the task folder's task.json when
-// there is one, else the checkpoint's own (what natgw train validated it with), else the
-// ImageNet default.
-func searchTemplate(taskArg string, sn *supernet.Supernet) (preprocess.Spec, error) {
+// searchTemplate is the eval preprocessing for --task: the task folder's task.json (with
+// its per-resolution crops) when there is one, else the checkpoint's own (what natgw train
+// validated it with), else the ImageNet default.
+func searchTemplate(taskArg string, sn *supernet.Supernet) (preprocess.Spec, map[int]float64, error) {
 	data, err := os.ReadFile(filepath.Join(taskArg, task.ManifestFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		if !task.ValidName(filepath.Base(taskArg)) {
-			return preprocess.Spec{}, fmt.Errorf("--task %q is neither a task folder nor a valid task name", taskArg)
+			return preprocess.Spec{}, nil, fmt.Errorf("--task %q is neither a task folder nor a valid task name", taskArg)
 		}
-		return supernetPreprocess(sn, 0)
+		p, err := supernetPreprocess(sn, 0)
+		return p, nil, err
 	}
 	if err != nil {
-		return preprocess.Spec{}, err
+		return preprocess.Spec{}, nil, err
 	}
 	var m task.Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return preprocess.Spec{}, fmt.Errorf("%s: %w", filepath.Join(taskArg, task.ManifestFile), err)
+		return preprocess.Spec{}, nil, fmt.Errorf("%s: %w", filepath.Join(taskArg, task.ManifestFile), err)
 	}
-	return m.Preprocess, nil
+	return m.Preprocess, m.CropByResolution, nil
 }
 
 func supernetVersion(sn *supernet.Supernet) string {
@@ -77,7 +78,7 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	tmpl, err := searchTemplate(*taskArg, sn)
+	tmpl, crops, err := searchTemplate(*taskArg, sn)
 	if err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	}
 	archive.SupernetVersion = version
 	ev, err := specializer.NewSubnetEvaluator(ctx, specializer.EvalConfig{
-		Supernet: sn, Data: *data, Template: tmpl, CalibImages: *calib, CalibSeed: *seed, Archive: archive,
+		Supernet: sn, Data: *data, Template: tmpl, Crops: crops, CalibImages: *calib, CalibSeed: *seed, Archive: archive,
 	})
 	if err != nil {
 		return err

@@ -161,7 +161,7 @@ func TestSearchTemplate(t *testing.T) {
 	folder := t.TempDir()
 	own := preprocess.DefaultSpec(0)
 	own.Mean = [3]float32{0.1, 0.2, 0.3}
-	m, err := json.Marshal(task.Manifest{Preprocess: own})
+	m, err := json.Marshal(task.Manifest{Preprocess: own, CropByResolution: map[int]float64{96: 0.875}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,20 +172,21 @@ func TestSearchTemplate(t *testing.T) {
 		name, task string
 		sn         *supernet.Supernet
 		want       [3]float32 // mean
+		crops      int
 	}{
-		{"task folder", folder, imported, own.Mean},
-		{"name, imported checkpoint", "flowers", imported, tf.Mean},
-		{"name, bare checkpoint", "flowers", bare, preprocess.DefaultSpec(0).Mean},
+		{"task folder", folder, imported, own.Mean, 1},
+		{"name, imported checkpoint", "flowers", imported, tf.Mean, 0},
+		{"name, bare checkpoint", "flowers", bare, preprocess.DefaultSpec(0).Mean, 0},
 	} {
-		got, err := searchTemplate(tc.task, tc.sn)
+		got, crops, err := searchTemplate(tc.task, tc.sn)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if got.Mean != tc.want {
-			t.Errorf("%s: mean %v, want %v", tc.name, got.Mean, tc.want)
+		if got.Mean != tc.want || len(crops) != tc.crops {
+			t.Errorf("%s: mean %v, %d crops; want %v, %d", tc.name, got.Mean, len(crops), tc.want, tc.crops)
 		}
 	}
-	if _, err := searchTemplate("no/such task!", bare); err == nil {
+	if _, _, err := searchTemplate("no/such task!", bare); err == nil {
 		t.Error("a path that is neither a task folder nor a task name was accepted")
 	}
 }

@@ -3,7 +3,7 @@
 // the #error alert or in the column it concerns.
 
 import { KINDS, BudgetError, parseBudget, formatBudget, formatCount, checkRange, sliderToValue, valueToSlider } from './budget.js';
-import { tensor, rgbFromRGBA } from './preprocess.js';
+import { tensor, rgbFromRGBA, specAt } from './preprocess.js';
 import { softmax, topK, compare, archSummary } from './classify.js';
 import { renderFront } from './plot.js';
 
@@ -463,7 +463,7 @@ async function runBrowser(m, image) {
   const t0 = performance.now();
   const sess = await session(ort, m);
   const loadMS = performance.now() - t0;
-  const spec = { ...state.task.preprocess, resolution: m.resolution };
+  const spec = specAt(state.task, m.resolution);
   const t1 = performance.now();
   const x = tensor(spec, image.rgb);
   const preMS = performance.now() - t1;

@@ -60,6 +60,18 @@ export function axisMap(len, scaled, off, n) {
 }
 
 /** checkSpec throws an Error naming the first field the page cannot honour. */
+/**
+ * specAt is a task's preprocessing for a model at resolution r (the gateway's
+ * task.Manifest.At): the template with that resolution and, where the task names one, that
+ * resolution's own centre crop (crop_by_resolution, keyed by pixels).
+ */
+export function specAt(task, r) {
+  const spec = { ...task.preprocess, resolution: r };
+  const crop = task.crop_by_resolution?.[r];
+  if (crop !== undefined) spec.crop_fraction = crop;
+  return spec;
+}
+
 export function checkSpec(spec) {
   const r = spec.resolution;
   if (!Number.isInteger(r) || r < 1 || r > 4096) throw new Error(`preprocess: resolution ${r} not in [1, 4096]`);

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { geometry, tensor, resample, normalize, rgbFromRGBA, roundHalfEven, checkSpec } from '../static/preprocess.js';
+import { geometry, tensor, resample, normalize, rgbFromRGBA, roundHalfEven, checkSpec, specAt } from '../static/preprocess.js';
 
 const golden = JSON.parse(readFileSync(new URL('../testdata/preprocess.golden.json', import.meta.url), 'utf8'));
 const bytes = (b64) => new Uint8Array(Buffer.from(b64, 'base64'));
@@ -70,4 +70,12 @@ test('invalid specs and images are refused with an error', () => {
   assert.throws(() => checkSpec({ ...ok, interpolation: 'bicubic' }), /interpolation/);
   assert.throws(() => resample(ok, { width: 2, height: 2, data: new Uint8Array(5) }), /bytes/);
   assert.throws(() => rgbFromRGBA(new Uint8Array(3), 1, 1), /RGBA/);
+});
+
+test('specAt takes the crop of the model\'s resolution where the task names one', () => {
+  const task = { preprocess: { resolution: 128, crop_fraction: 1, mean: [0.5, 0.5, 0.5] }, crop_by_resolution: { 96: 0.875 } };
+  assert.deepEqual(specAt(task, 96), { resolution: 96, crop_fraction: 0.875, mean: [0.5, 0.5, 0.5] });
+  assert.deepEqual(specAt(task, 160), { resolution: 160, crop_fraction: 1, mean: [0.5, 0.5, 0.5] });
+  assert.deepEqual(specAt({ preprocess: { crop_fraction: 0.9 } }, 64), { resolution: 64, crop_fraction: 0.9 });
+  assert.equal(task.preprocess.resolution, 128, 'the task is not changed');
 });
