@@ -3,7 +3,7 @@
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
 # (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
-#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg|flowers-baseline-cycles|cifar10-avg|flowers-final80|flowers-rounds5|flowers-rounds5-seed2|flowers-res96x2|flowers-adapt-seed2|flowers-rounds1|flowers-adapt-lr5e4|flowers-adapt-lr2e3|flowers-adapt-lr3e3|flowers-baseline-redraw|flowers-crop]...
+#   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg|flowers-baseline-cycles|cifar10-avg|flowers-final80|flowers-rounds5|flowers-rounds5-seed2|flowers-res96x2|flowers-adapt-seed2|flowers-rounds1|flowers-adapt-lr5e4|flowers-adapt-lr2e3|flowers-adapt-lr3e3|flowers-baseline-redraw|flowers-crop|flowers-baseline-crop|cifar10-baseline-crop]...
 #   (default: flowers cifar10)
 # WORK (default work/tasks) holds the intermediate files; OUT (default models) gets the tasks.
 set -euo pipefail
@@ -84,14 +84,22 @@ flowers_adapt() {
 		--seed-archs "$(mbv2_seeds 96 128 160 192 224)" --train-resolutions 96,128,128,160 "$@"
 }
 
+# flowers_import: the TFLite import with BatchNorm rebuilt on Flowers' train split, on the
+# flowers pin; the shipped task and every flowers baseline start from it.
+flowers_import() {
+	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
+	mkdir -p "$WORK/flowers"
+	stage "flowers: import" "$WORK/flowers/imported.safetensors" \
+		$N import-tflite --model "$TFL/mobilenet_v2_1.0_224_quant.tflite" --labels "$TFL/imagenet_labels.txt" \
+		--calib "$S/flowers102/train" --calib-images 1020 --resolution 128 --id mobilenet_v2_1.0_224_quant \
+		--out "$WORK/flowers/imported.safetensors"
+}
+
 flowers() {
 	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
 	local w=$WORK/flowers
 	mkdir -p "$w"
-	stage "flowers: import" "$w/imported.safetensors" \
-		$N import-tflite --model "$TFL/mobilenet_v2_1.0_224_quant.tflite" --labels "$TFL/imagenet_labels.txt" \
-		--calib "$S/flowers102/train" --calib-images 1020 --resolution 128 --id mobilenet_v2_1.0_224_quant \
-		--out "$w/imported.safetensors"
+	flowers_import
 	# The warm-up and the adaptation both train the imported arch at the top of the sandwich
 	# at every served size (--top, --top-sizes), its 160 px pass teaching the others
 	# (--top-kd) with its own labels weighed 2 (--top-kd-weight); the task serves the mean
@@ -102,6 +110,9 @@ flowers() {
 		"${FLOWERS_TOP[@]}" --seed 1
 	stage "flowers: adapt" "$OUT/flowers/archive.json" flowers_adapt "$w/warm.safetensors" "$OUT/flowers" "$w/adapt" \
 		"${FLOWERS_TOP[@]}" --seed 1 --average 3
+	# The eval centre crop per resolution, chosen on val over the whole archive (session 17).
+	stage "flowers: tune crop" "$w/tune-crop.out" sh -c "$N tune-crop --task '$OUT/flowers' --data '$S/flowers102' \
+		--log '$w/tune-crop.jsonl' --write > '$w/tune-crop.out.tmp' && mv '$w/tune-crop.out.tmp' '$w/tune-crop.out'"
 	stage "flowers: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/flowers' --data '$S/flowers102' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
@@ -122,29 +133,36 @@ cifar10_adapt() {
 		--seed-archs "$(mbv2_seeds 96 128 160)" --train-resolutions 96,128 "$@"
 }
 
+# cifar10_data: CIFAR-10 has no val split: hold out files 0450-0499 of each class's train
+# folder (copies) into $WORK/cifar10/data; test/ is not copied, so nothing before the final
+# evaluation can read it.
+cifar10_data() {
+	local d=$WORK/cifar10/data c f n
+	[[ -d $d ]] && return
+	mkdir -p "$d.tmp"
+	cp "$S/cifar10/classes.txt" "$d.tmp/"
+	for c in "$S/cifar10/train"/*/; do
+		c=$(basename "$c")
+		mkdir -p "$d.tmp/train/$c" "$d.tmp/val/$c"
+		for f in "$S/cifar10/train/$c"/*.jpg; do
+			n=$(basename "$f" .jpg)
+			if ((10#$n >= 450)); then cp "$f" "$d.tmp/val/$c/"; else cp "$f" "$d.tmp/train/$c/"; fi
+		done
+	done
+	mv "$d.tmp" "$d"
+}
+
+cifar10_import() {
+	$N import-tflite --model "$TFL/mobilenet_v2_1.0_224_quant.tflite" --labels "$TFL/imagenet_labels.txt" \
+		--calib "$WORK/cifar10/data/train" --calib-images 1000 --resolution 96 --id mobilenet_v2_1.0_224_quant \
+		--out "$WORK/cifar10/imported.safetensors"
+}
+
 cifar10() {
 	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Haswell}
-	local w=$WORK/cifar10 d=$WORK/cifar10/data
-	mkdir -p "$w"
-	# CIFAR-10 has no val split: hold out files 0450-0499 of each class's train folder
-	# (copies); test/ is not copied, so nothing before the final evaluation can read it.
-	if [[ ! -d $d ]]; then
-		mkdir -p "$d.tmp"
-		cp "$S/cifar10/classes.txt" "$d.tmp/"
-		for c in "$S/cifar10/train"/*/; do
-			c=$(basename "$c")
-			mkdir -p "$d.tmp/train/$c" "$d.tmp/val/$c"
-			for f in "$S/cifar10/train/$c"/*.jpg; do
-				n=$(basename "$f" .jpg)
-				if ((10#$n >= 450)); then cp "$f" "$d.tmp/val/$c/"; else cp "$f" "$d.tmp/train/$c/"; fi
-			done
-		done
-		mv "$d.tmp" "$d"
-	fi
-	stage "cifar10: import" "$w/imported.safetensors" \
-		$N import-tflite --model "$TFL/mobilenet_v2_1.0_224_quant.tflite" --labels "$TFL/imagenet_labels.txt" \
-		--calib "$d/train" --calib-images 1000 --resolution 96 --id mobilenet_v2_1.0_224_quant \
-		--out "$w/imported.safetensors"
+	local w=$WORK/cifar10
+	cifar10_data
+	stage "cifar10: import" "$w/imported.safetensors" cifar10_import
 	stage "cifar10: warm-up" "$w/warm.safetensors" cifar10_warm "$w/warm.safetensors"
 	stage "cifar10: adapt" "$OUT/cifar10/archive.json" cifar10_adapt "$w/warm.safetensors" "$OUT/cifar10" "$w/adapt"
 	stage "cifar10: test evaluation" "$w/test.jsonl" \
@@ -653,7 +671,11 @@ flowers_redraw() {
 	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Haswell}
 	HEAD_STD=0.01 baseline a flowers "$S/flowers102" "$S/flowers102" "fixed20-$1-head01-redraw" "{$MBV2,\"r\":$1}" 20 0.005
 }
-flowers-baseline-redraw() { local r; for r in 96 128 160; do flowers_redraw $r; done; }
+flowers-baseline-redraw() {
+	local r
+	flowers_import
+	for r in 96 128 160; do flowers_redraw $r; done
+}
 
 # crop_probe TASK WEIGHTS NAME CROP [HASH]: measures TASK's front, or only its entry whose hash
 # starts with HASH, on val with the centre crop CROP instead of the task's own, in a copy of the
@@ -696,6 +718,76 @@ for f in sys.argv[1:]:
         e = json.loads(l)
         print("%s: %s %d px %.1f M: val %.2f %% (the shipped task's archive: %.2f)" % (f.split("/")[-1][:-6], e["hash"][:12], e["r"], e["madds"] / 1e6, 100 * e["top1"], 100 * e["val_top1"]))
 PY
+}
+
+# baseline_crop TASK VALDATA TESTDATA NAME HASH (session 17): baseline (a)'s network NAME
+# given the shipped task's crop rule: in a task folder of its own (the task's calibration
+# images, labels and its archive entry HASH, the same arch), its crop chosen on VALDATA's val
+# by natgw tune-crop as the task's were, measured on TESTDATA's test at crop 1 and at that
+# crop, both as the gateway serves (natgw evaluate).
+baseline_crop() {
+	local task=$1 val=$2 test=$3 name=$4 hash=$5 r d
+	r=${name#*-}
+	r=${r%%-*}
+	d=$WORK/$task-crop/a-$r
+	if [[ ! -e $d/task.json ]]; then
+		rm -rf "$d.tmp" && mkdir -p "$d.tmp"
+		cp -r "$OUT/$task/calib" "$OUT/$task/labels.txt" "$d.tmp/"
+		cp "$WORK/$task/$name.safetensors" "$d.tmp/supernet.safetensors"
+		python3 - "$OUT/$task" "$d.tmp" "$hash" <<'PY'
+import json, sys
+task, d, hash = sys.argv[1:]
+t = json.load(open(f"{task}/task.json"))
+t.pop("crop_by_resolution", None)
+json.dump(t, open(f"{d}/task.json", "w"), indent=2)
+a = json.load(open(f"{task}/archive.json"))
+a["entries"] = [e for e in a["entries"] if e["hash"].startswith(hash)]
+for e in a["entries"]:
+    e.pop("test_top1", None)
+json.dump(a, open(f"{d}/archive.json", "w"), indent=2)
+PY
+		mv "$d.tmp" "$d"
+	fi
+	stage "$task: (a) $r px test at crop 1" "$d.test-crop1.jsonl" sh -c "$N evaluate --task '$d' --data '$test' --split test --record=false > '$d.tmp.jsonl' && mv '$d.tmp.jsonl' '$d.test-crop1.jsonl'"
+	stage "$task: (a) $r px tune crop" "$d.crops.out" sh -c "$N tune-crop --task '$d' --data '$val' --log '$d.crops.jsonl' --write > '$d.tmp.out' && mv '$d.tmp.out' '$d.crops.out'"
+	stage "$task: (a) $r px test at its crop" "$d.test-tuned.jsonl" sh -c "$N evaluate --task '$d' --data '$test' --split test --record=false > '$d.tmp.jsonl' && mv '$d.tmp.jsonl' '$d.test-tuned.jsonl'"
+}
+
+# baseline_crop_table TASK: baseline_crop's results, one line per network.
+baseline_crop_table() {
+	python3 - "$WORK/$1-crop"/a-*.crops.out >&2 <<'PY'
+import json, sys
+for f in sys.argv[1:]:
+    b = f[:-len(".crops.out")]
+    crop = json.loads(open(f).read().splitlines()[0])["crop"]
+    t1 = json.loads(open(b + ".test-crop1.jsonl").read().splitlines()[0])
+    tt = json.loads(open(b + ".test-tuned.jsonl").read().splitlines()[0])
+    v = {json.loads(l)["crop"]: json.loads(l)["top1"] for l in open(b + ".crops.jsonl")}
+    print("(a) %d px: val %s; chosen crop %g; test %.2f %% at crop 1, %.2f %% at %g" % (t1["r"],
+        ", ".join("%g: %.2f" % (c, 100 * v[c]) for c in sorted(v, reverse=True)), crop, 100 * t1["top1"], 100 * tt["top1"], crop))
+PY
+}
+
+# flowers-baseline-crop, cifar10-baseline-crop (session 17): (a) redrawn and measured with
+# the shipped tasks' crop rule. CIFAR-10's (a) reruns cifar10-baseline-head01's command on
+# its kernel (Haswell), so it redraws the reported networks.
+flowers-baseline-crop() {
+	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Haswell}
+	flowers-baseline-redraw
+	baseline_crop flowers "$S/flowers102" "$S/flowers102" fixed20-96-head01-redraw 8208c2369668
+	baseline_crop flowers "$S/flowers102" "$S/flowers102" fixed20-128-head01-redraw 832fc5e4c96e
+	baseline_crop flowers "$S/flowers102" "$S/flowers102" fixed20-160-head01-redraw e511f1a9ee6e
+	baseline_crop_table flowers
+}
+
+cifar10-baseline-crop() {
+	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Haswell}
+	cifar10_data
+	stage "cifar10: import" "$WORK/cifar10/imported.safetensors" cifar10_import
+	cifar10-baseline-head01
+	baseline_crop cifar10 "$WORK/cifar10/data" "$S/cifar10" fixed6-96-head01 8208c2369668
+	baseline_crop cifar10 "$WORK/cifar10/data" "$S/cifar10" fixed6-128-head01 832fc5e4c96e
+	baseline_crop_table cifar10
 }
 
 for t in "${@:-flowers cifar10}"; do

@@ -70,14 +70,10 @@ type EvalConfig struct {
 	Logger  *slog.Logger // nil: slog.Default()
 }
 
-// spec is the eval preprocessing at resolution r.
+// spec is the eval preprocessing at resolution r, by the task format's rule.
 func (c *EvalConfig) spec(r int) preprocess.Spec {
-	p := c.Template
-	p.Resolution = r
-	if crop, ok := c.Crops[r]; ok {
-		p.CropFraction = crop
-	}
-	return p
+	m := task.Manifest{Preprocess: c.Template, CropByResolution: c.Crops}
+	return m.At(r)
 }
 
 // SubnetEvaluator measures subnets of one supernet on an image-folder data set: extract,
