@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped tasks (models/flowers, models/cifar10) from ../shared/data:
 # TFLite MobileNetV2 import -> uniform sandwich warm-up on the task -> NAT adaptation
-# (natgw adapt) -> final test-split evaluation of the served front (natgw evaluate).
+# (natgw adapt) -> the eval crop per input size chosen on val (natgw tune-crop) -> final
+# test-split evaluation of the served front (natgw evaluate).
 # Every step is resumable: rerun after a kill and it continues. Usage:
 #   scripts/reproduce-tasks.sh [flowers|cifar10|flowers-baseline|cifar10-baseline|tinyimagenet-source|flowers-baseline-source|flowers-from-source|flowers-fixedwarm|flowers-elasticres|flowers-elasticwarm|flowers-res96|flowers-iter3|flowers-baseline25|flowers-baseline-seeds|flowers-reference-recipe|flowers-baseline-head01|cifar10-baseline-head01|flowers-lr2|flowers-lr2warm|flowers-top|flowers-top-seed2|flowers-top-seed3|flowers-baseline-mix|flowers-top-sizes|flowers-top-sizes-seed3|flowers-top-sizes-seed1|flowers-warm-top-sizes|flowers-warm-top-sizes-seed2|flowers-warm-top-sizes-seed3|flowers-top-kd|flowers-top-kd-seed3|flowers-top-kd-seed1|flowers-top-kdw-seed1|flowers-top-kdw|flowers-top-kdw-seed3|flowers-top-kdw-seed4|flowers-top-kd-seed1-avg|flowers-top-kd-avg|flowers-top-kd-seed3-avg|flowers-top-kdw-seed1-avg|flowers-top-kdw-avg|flowers-top-kdw-seed3-avg|flowers-top-kdw-seed4-avg|flowers-baseline-cycles|cifar10-avg|flowers-final80|flowers-rounds5|flowers-rounds5-seed2|flowers-res96x2|flowers-adapt-seed2|flowers-rounds1|flowers-adapt-lr5e4|flowers-adapt-lr2e3|flowers-adapt-lr3e3|flowers-baseline-redraw|flowers-crop|flowers-baseline-crop|cifar10-baseline-crop]...
 #   (default: flowers cifar10)
@@ -165,6 +166,9 @@ cifar10() {
 	stage "cifar10: import" "$w/imported.safetensors" cifar10_import
 	stage "cifar10: warm-up" "$w/warm.safetensors" cifar10_warm "$w/warm.safetensors"
 	stage "cifar10: adapt" "$OUT/cifar10/archive.json" cifar10_adapt "$w/warm.safetensors" "$OUT/cifar10" "$w/adapt"
+	# The eval centre crop per resolution, chosen on val over the whole archive (session 17).
+	stage "cifar10: tune crop" "$w/tune-crop.out" sh -c "$N tune-crop --task '$OUT/cifar10' --data '$w/data' \
+		--log '$w/tune-crop.jsonl' --write > '$w/tune-crop.out.tmp' && mv '$w/tune-crop.out.tmp' '$w/tune-crop.out'"
 	stage "cifar10: test evaluation" "$w/test.jsonl" \
 		sh -c "$N evaluate --task '$OUT/cifar10' --data '$S/cifar10' --split test > '$w/test.jsonl.tmp' && mv '$w/test.jsonl.tmp' '$w/test.jsonl'"
 }
