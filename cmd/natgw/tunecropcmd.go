@@ -162,8 +162,8 @@ func cmdTuneCrop(ctx context.Context, env *cli, args []string) error {
 			t.Archive.Remeasure(r.Hash, r.Top1)
 		}
 	}
-	// The archive first: a task.json naming crops its archive was not measured with would
-	// serve claims that do not hold.
+	// Two files, no transaction: if the second write fails they disagree until a rerun with
+	// --write, which measures nothing again (every row is in the log).
 	if err := t.Archive.Save(filepath.Join(*dir, task.ArchiveFile)); err != nil {
 		return err
 	}
