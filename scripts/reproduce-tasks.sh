@@ -681,26 +681,38 @@ flowers-baseline-redraw() {
 	for r in 96 128 160; do flowers_redraw $r; done
 }
 
+# task_copy TASK WEIGHTS DIR HASH [CROP]: a task folder DIR with TASK's calibration images
+# and labels, WEIGHTS as its supernet, only the archive entries whose hash starts with HASH
+# (test numbers dropped), and one crop for every size: CROP, else TASK's template's.
+task_copy() {
+	local task=$1 weights=$2 d=$3 hash=$4 crop=${5:-}
+	mkdir -p "$d"
+	cp -r "$task/calib" "$task/labels.txt" "$d/"
+	cp "$weights" "$d/supernet.safetensors"
+	python3 - "$task" "$d" "$hash" "$crop" <<'PY'
+import json, sys
+task, d, hash, crop = sys.argv[1:]
+t = json.load(open(f"{task}/task.json"))
+t.pop("crop_by_resolution", None)
+if crop:
+    t["preprocess"]["crop_fraction"] = float(crop)
+json.dump(t, open(f"{d}/task.json", "w"), indent=2)
+a = json.load(open(f"{task}/archive.json"))
+a["entries"] = [e for e in a["entries"] if e["hash"].startswith(hash)]
+for e in a["entries"]:
+    e.pop("test_top1", None)
+json.dump(a, open(f"{d}/archive.json", "w"), indent=2)
+PY
+}
+
 # crop_probe TASK WEIGHTS NAME CROP [HASH]: measures TASK's front, or only its entry whose hash
 # starts with HASH, on val with the centre crop CROP instead of the task's own, in a copy of the
 # task folder whose supernet is WEIGHTS; the lines go to $WORK/flowers-crop/NAME-CROP.jsonl.
 crop_probe() {
 	local task=$1 weights=$2 name=$3 crop=$4 hash=${5:-} d=$WORK/flowers-crop/$3-$4
 	[[ -e $d.jsonl ]] && return
-	rm -rf "$d" && mkdir -p "$d"
-	cp -r "$task/calib" "$task/labels.txt" "$d/"
-	cp "$weights" "$d/supernet.safetensors"
-	python3 - "$task" "$d" "$crop" "$hash" <<'PY'
-import json, sys
-task, d, crop, hash = sys.argv[1:]
-t = json.load(open(f"{task}/task.json"))
-t["preprocess"]["crop_fraction"] = float(crop)
-t.pop("crop_by_resolution", None)  # one crop for every size, as session 16 measured
-json.dump(t, open(f"{d}/task.json", "w"), indent=2)
-a = json.load(open(f"{task}/archive.json"))
-a["entries"] = [e for e in a["entries"] if e["hash"].startswith(hash)]
-json.dump(a, open(f"{d}/archive.json", "w"), indent=2)
-PY
+	rm -rf "$d"
+	task_copy "$task" "$weights" "$d" "$hash" "$crop"
 	$N evaluate --task "$d" --data "$S/flowers102" --split val > "$d.jsonl.tmp" && mv "$d.jsonl.tmp" "$d.jsonl"
 }
 
@@ -738,21 +750,8 @@ baseline_crop() {
 	r=${r%%-*}
 	d=$WORK/$task-crop/a-$r
 	if [[ ! -e $d/task.json ]]; then
-		rm -rf "$d.tmp" && mkdir -p "$d.tmp"
-		cp -r "$OUT/$task/calib" "$OUT/$task/labels.txt" "$d.tmp/"
-		cp "$WORK/$task/$name.safetensors" "$d.tmp/supernet.safetensors"
-		python3 - "$OUT/$task" "$d.tmp" "$hash" <<'PY'
-import json, sys
-task, d, hash = sys.argv[1:]
-t = json.load(open(f"{task}/task.json"))
-t.pop("crop_by_resolution", None)
-json.dump(t, open(f"{d}/task.json", "w"), indent=2)
-a = json.load(open(f"{task}/archive.json"))
-a["entries"] = [e for e in a["entries"] if e["hash"].startswith(hash)]
-for e in a["entries"]:
-    e.pop("test_top1", None)
-json.dump(a, open(f"{d}/archive.json", "w"), indent=2)
-PY
+		rm -rf "$d.tmp"
+		task_copy "$OUT/$task" "$WORK/$task/$name.safetensors" "$d.tmp" "$hash"
 		mv "$d.tmp" "$d"
 	fi
 	stage "$task: (a) $r px test at crop 1" "$d.test-crop1.jsonl" sh -c "$N evaluate --task '$d' --data '$test' --split test --record=false > '$d.tmp.jsonl' && mv '$d.tmp.jsonl' '$d.test-crop1.jsonl'"

@@ -89,7 +89,7 @@ func TestLoadRejects(t *testing.T) {
 		}, "resolution 0 must be positive"},
 		{"crop key not a number", func(dir string) {
 			os.WriteFile(filepath.Join(dir, ManifestFile), []byte(`{"name":"tiny","preprocess":`+ppJSON()+`,"crop_by_resolution":{"x":0.875}}`), 0o644)
-		}, "task.json"},
+		}, "cannot unmarshal number x"},
 		{"missing supernet", func(dir string) { os.Remove(filepath.Join(dir, SupernetFile)) }, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/natgw/natgw/onnxrt"
-	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/specializer"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
@@ -20,23 +19,23 @@ import (
 // searchTemplate is the eval preprocessing for --task: the task folder's task.json (with
 // its per-resolution crops) when there is one, else the checkpoint's own (what natgw train
 // validated it with), else the ImageNet default.
-func searchTemplate(taskArg string, sn *supernet.Supernet) (preprocess.Spec, map[int]float64, error) {
+func searchTemplate(taskArg string, sn *supernet.Supernet) (task.Manifest, error) {
 	data, err := os.ReadFile(filepath.Join(taskArg, task.ManifestFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		if !task.ValidName(filepath.Base(taskArg)) {
-			return preprocess.Spec{}, nil, fmt.Errorf("--task %q is neither a task folder nor a valid task name", taskArg)
+			return task.Manifest{}, fmt.Errorf("--task %q is neither a task folder nor a valid task name", taskArg)
 		}
 		p, err := supernetPreprocess(sn, 0)
-		return p, nil, err
+		return task.Manifest{Preprocess: p}, err
 	}
 	if err != nil {
-		return preprocess.Spec{}, nil, err
+		return task.Manifest{}, err
 	}
 	var m task.Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return preprocess.Spec{}, nil, fmt.Errorf("%s: %w", filepath.Join(taskArg, task.ManifestFile), err)
+		return task.Manifest{}, fmt.Errorf("%s: %w", filepath.Join(taskArg, task.ManifestFile), err)
 	}
-	return m.Preprocess, m.CropByResolution, nil
+	return m, nil
 }
 
 func supernetVersion(sn *supernet.Supernet) string {
@@ -78,7 +77,7 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	tmpl, crops, err := searchTemplate(*taskArg, sn)
+	tmpl, err := searchTemplate(*taskArg, sn)
 	if err != nil {
 		return err
 	}
@@ -92,7 +91,7 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	}
 	archive.SupernetVersion = version
 	ev, err := specializer.NewSubnetEvaluator(ctx, specializer.EvalConfig{
-		Supernet: sn, Data: *data, Template: tmpl, Crops: crops, CalibImages: *calib, CalibSeed: *seed, Archive: archive,
+		Supernet: sn, Data: *data, Template: tmpl.Preprocess, Crops: tmpl.CropByResolution, CalibImages: *calib, CalibSeed: *seed, Archive: archive,
 	})
 	if err != nil {
 		return err

@@ -178,15 +178,15 @@ func TestSearchTemplate(t *testing.T) {
 		{"name, imported checkpoint", "flowers", imported, tf.Mean, 0},
 		{"name, bare checkpoint", "flowers", bare, preprocess.DefaultSpec(0).Mean, 0},
 	} {
-		got, crops, err := searchTemplate(tc.task, tc.sn)
+		got, err := searchTemplate(tc.task, tc.sn)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if got.Mean != tc.want || len(crops) != tc.crops {
-			t.Errorf("%s: mean %v, %d crops; want %v, %d", tc.name, got.Mean, len(crops), tc.want, tc.crops)
+		if got.Preprocess.Mean != tc.want || len(got.CropByResolution) != tc.crops {
+			t.Errorf("%s: mean %v, %d crops; want %v, %d", tc.name, got.Preprocess.Mean, len(got.CropByResolution), tc.want, tc.crops)
 		}
 	}
-	if _, _, err := searchTemplate("no/such task!", bare); err == nil {
+	if _, err := searchTemplate("no/such task!", bare); err == nil {
 		t.Error("a path that is neither a task folder nor a task name was accepted")
 	}
 }

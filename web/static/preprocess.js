@@ -59,7 +59,6 @@ export function axisMap(len, scaled, off, n) {
   return { i0, i1, l0, l1 };
 }
 
-/** checkSpec throws an Error naming the first field the page cannot honour. */
 /**
  * specAt is a task's preprocessing for a model at resolution r (the gateway's
  * task.Manifest.At): the template with that resolution and, where the task names one, that
@@ -72,6 +71,7 @@ export function specAt(task, r) {
   return spec;
 }
 
+/** checkSpec throws an Error naming the first field the page cannot honour. */
 export function checkSpec(spec) {
   const r = spec.resolution;
   if (!Number.isInteger(r) || r < 1 || r > 4096) throw new Error(`preprocess: resolution ${r} not in [1, 4096]`);
