@@ -685,7 +685,7 @@ flowers_with() {
 		warm+=("$1")
 		shift
 	done
-	shift
+	(($#)) && shift # the --; without one, every flag was the warm-up's
 	flowers_import
 	mkdir -p "$w"
 	stage "flowers, $label: warm-up" "$w/warm.safetensors" flowers_warm "$w/warm.safetensors" \
