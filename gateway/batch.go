@@ -3,11 +3,13 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/natgw/natgw/internal/affinity"
+	"github.com/natgw/natgw/onnxrt"
 )
 
 // BatchConfig tunes dynamic batching of inference.
@@ -50,9 +52,42 @@ type inferRes struct {
 	err error
 }
 
+// modelFiles is all inference needs from the rest of the gateway: a model's ONNX bytes
+// by id, to build its session.
+type modelFiles interface {
+	modelFile(ctx context.Context, id string) ([]byte, error)
+}
+
+// inference runs models in onnxruntime sessions, one batcher per model gathering
+// concurrent requests into runs.
+type inference struct {
+	cfg      BatchConfig
+	files    modelFiles
+	sessions *onnxrt.Cache
+	metrics  *metrics
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	batchers map[string]*batcher
+	wg       sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+func newInference(cfg BatchConfig, files modelFiles, sessions *onnxrt.Cache, m *metrics, log *slog.Logger) *inference {
+	return &inference{cfg: cfg, files: files, sessions: sessions, metrics: m, log: log,
+		batchers: map[string]*batcher{}, stop: make(chan struct{})}
+}
+
+// close stops the batchers; requests still queued get 503.
+func (in *inference) close() {
+	in.stopOnce.Do(func() { close(in.stop) })
+	in.wg.Wait()
+}
+
 // batcher gathers requests for one model into onnxruntime runs.
 type batcher struct {
-	s     *Server
+	in    *inference
 	id    string
 	res   int
 	imgSz int // floats per image
@@ -62,30 +97,30 @@ type batcher struct {
 	joined []float32
 }
 
-// infer runs n images (x is [n,3,R,R]) through model id, batched with concurrent requests.
-func (s *Server) infer(ctx context.Context, info ModelInfo, x []float32, n int) ([]float32, error) {
-	if s.sessions == nil {
+// run runs n images (x is [n,3,R,R]) through model id, batched with concurrent requests.
+func (in *inference) run(ctx context.Context, info ModelInfo, x []float32, n int) ([]float32, error) {
+	if in.sessions == nil {
 		return nil, &apiError{errNotReady, "inference is disabled: onnxruntime is not configured"}
 	}
-	if n > s.cfg.Batch.MaxBatch {
-		return nil, badRequest("batch of %d images, at most %d per request", n, s.cfg.Batch.MaxBatch)
+	if n > in.cfg.MaxBatch {
+		return nil, badRequest("batch of %d images, at most %d per request", n, in.cfg.MaxBatch)
 	}
 	r := &inferReq{ctx: ctx, x: x, n: n, enq: time.Now(), done: make(chan inferRes, 1)}
-	s.batchMu.Lock()
-	b := s.batchers[info.ID]
+	in.mu.Lock()
+	b := in.batchers[info.ID]
 	if b == nil {
-		b = &batcher{s: s, id: info.ID, res: info.Resolution, imgSz: 3 * info.Resolution * info.Resolution, queue: make(chan *inferReq, s.cfg.Batch.Queue)}
-		s.batchers[info.ID] = b
-		s.batchWG.Add(1)
+		b = &batcher{in: in, id: info.ID, res: info.Resolution, imgSz: 3 * info.Resolution * info.Resolution, queue: make(chan *inferReq, in.cfg.Queue)}
+		in.batchers[info.ID] = b
+		in.wg.Add(1)
 		go b.loop()
 	}
 	select {
 	case b.queue <- r:
 	default:
-		s.batchMu.Unlock()
-		return nil, &apiError{errOverloaded, fmt.Sprintf("inference queue for model %s is full (%d waiting); retry shortly", info.ID, s.cfg.Batch.Queue)}
+		in.mu.Unlock()
+		return nil, &apiError{errOverloaded, fmt.Sprintf("inference queue for model %s is full (%d waiting); retry shortly", info.ID, in.cfg.Queue)}
 	}
-	s.batchMu.Unlock()
+	in.mu.Unlock()
 	select {
 	case res := <-r.done:
 		return res.y, res.err
@@ -95,21 +130,21 @@ func (s *Server) infer(ctx context.Context, info ModelInfo, x []float32, n int) 
 }
 
 func (b *batcher) loop() {
-	defer b.s.batchWG.Done()
+	defer b.in.wg.Done()
 	// onnxruntime runs part of each batch on the calling thread and keeps per-thread scratch
 	// buffers: one OS thread per model reuses them instead of growing a set per thread.
 	runtime.LockOSThread()
-	if cpus := b.s.cfg.Batch.CPUs; len(cpus) > 0 {
+	if cpus := b.in.cfg.CPUs; len(cpus) > 0 {
 		// A pinned thread must not go back to Go's pool: the goroutine exits locked, and
 		// the thread ends with it.
 		if err := affinity.PinThread(cpus); err != nil {
-			b.s.log.Warn("inference thread not pinned", "model", b.id, "err", err)
+			b.in.log.Warn("inference thread not pinned", "model", b.id, "err", err)
 			defer runtime.UnlockOSThread()
 		}
 	} else {
 		defer runtime.UnlockOSThread()
 	}
-	cfg := b.s.cfg.Batch
+	cfg := b.in.cfg
 	var carry *inferReq
 	idle := time.NewTimer(batcherIdle)
 	defer idle.Stop()
@@ -125,7 +160,7 @@ func (b *batcher) loop() {
 					return
 				}
 				continue
-			case <-b.s.stop:
+			case <-b.in.stop:
 				b.drain()
 				return
 			}
@@ -171,12 +206,12 @@ func (b *batcher) loop() {
 
 // retire removes an idle batcher; false when a request slipped in meanwhile.
 func (b *batcher) retire() bool {
-	b.s.batchMu.Lock()
-	defer b.s.batchMu.Unlock()
+	b.in.mu.Lock()
+	defer b.in.mu.Unlock()
 	if len(b.queue) > 0 {
 		return false
 	}
-	delete(b.s.batchers, b.id)
+	delete(b.in.batchers, b.id)
 	return true
 }
 
@@ -201,7 +236,7 @@ func (b *batcher) run(batch []*inferReq, total int) {
 			r.done <- inferRes{err: r.ctx.Err()}
 			continue
 		}
-		b.s.metrics.queueSeconds.Observe(start.Sub(r.enq).Seconds())
+		b.in.metrics.queueSeconds.Observe(start.Sub(r.enq).Seconds())
 		live = append(live, r)
 		n += r.n
 	}
@@ -211,7 +246,7 @@ func (b *batcher) run(batch []*inferReq, total int) {
 	x := live[0].x
 	if len(live) > 1 {
 		if cap(b.joined) < n*b.imgSz { // n never exceeds MaxBatch: allocated once
-			b.joined = make([]float32, 0, b.s.cfg.Batch.MaxBatch*b.imgSz)
+			b.joined = make([]float32, 0, b.in.cfg.MaxBatch*b.imgSz)
 		}
 		x = b.joined[:0]
 		for _, r := range live {
@@ -219,7 +254,7 @@ func (b *batcher) run(batch []*inferReq, total int) {
 		}
 	}
 	y, err := b.runSession(live[0].ctx, x, n)
-	b.s.metrics.batchSize.Observe(float64(n))
+	b.in.metrics.batchSize.Observe(float64(n))
 	if err != nil {
 		for _, r := range live {
 			r.done <- inferRes{err: err}
@@ -237,19 +272,19 @@ func (b *batcher) run(batch []*inferReq, total int) {
 func (b *batcher) runSession(ctx context.Context, x []float32, n int) ([]float32, error) {
 	// The batch outlives any one caller: run it on the server's context.
 	ctx = context.WithoutCancel(ctx)
-	lease, err := b.s.sessions.Get(ctx, b.id, func(ctx context.Context) ([]byte, error) { return b.s.bytes(ctx, b.id) })
+	lease, err := b.in.sessions.Get(ctx, b.id, func(ctx context.Context) ([]byte, error) { return b.in.files.modelFile(ctx, b.id) })
 	if err != nil {
 		return nil, err
 	}
 	defer lease.Release()
 	if lease.Built > 0 {
-		b.s.metrics.sessionLoads.Observe(lease.Built.Seconds())
-		b.s.log.Info("inference session loaded", "model", b.id, "ms", lease.Built.Milliseconds())
+		b.in.metrics.sessionLoads.Observe(lease.Built.Seconds())
+		b.in.log.Info("inference session loaded", "model", b.id, "ms", lease.Built.Milliseconds())
 	}
 	r := int64(b.res)
 	start := time.Now()
 	y, _, err := lease.Session.Run(ctx, x, []int64{int64(n), 3, r, r})
-	b.s.metrics.computeSeconds.Observe(time.Since(start).Seconds())
+	b.in.metrics.computeSeconds.Observe(time.Since(start).Seconds())
 	return y, err
 }
 

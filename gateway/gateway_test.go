@@ -14,6 +14,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,9 +32,7 @@ import (
 	"github.com/natgw/natgw/task"
 )
 
-type errBody struct {
-	Error string `json:"error"`
-}
+type errBody = errorBody
 
 func TestModelsByBudget(t *testing.T) {
 	tk := testTask(t, "shapes")
@@ -72,31 +72,52 @@ func TestModelsByBudget(t *testing.T) {
 	for _, tc := range []struct {
 		query string
 		code  int
+		typ   string
 		want  string
 	}{
-		{"task=shapes&madds=abc", 400, "malformed budget"},
-		{"task=shapes", 400, "give at least one budget"},
-		{"task=shapes&madds=-5", 400, "malformed"},
-		{"madds=300M", 400, "task is required"},
-		{"task=flowers&madds=300M", 404, "unknown task \"flowers\" (tasks: shapes)"},
-		{fmt.Sprintf("task=shapes&madds=%d", lo.MAdds-1), 422, fmt.Sprintf("feasible %d..%d", lo.MAdds, hi.MAdds)},
-		{"task=shapes&madds=300M&latency_ms=5", 422, "no latency measurements"},
+		{"task=shapes&madds=abc", 400, "bad_request", "malformed budget"},
+		{"task=shapes", 400, "bad_request", "give at least one budget"},
+		{"task=shapes&madds=-5", 400, "bad_request", "malformed"},
+		{"madds=300M", 400, "bad_request", "task is required"},
+		{"task=flowers&madds=300M", 404, "not_found", "unknown task \"flowers\" (tasks: shapes)"},
+		{fmt.Sprintf("task=shapes&madds=%d", lo.MAdds-1), 422, "budget_out_of_range", fmt.Sprintf("feasible %d..%d", lo.MAdds, hi.MAdds)},
+		{"task=shapes&madds=300M&latency_ms=5", 422, "budget_out_of_range", "no latency measurements"},
 	} {
-		var e errBody
-		res := ts.get(t, "/v1/models?"+tc.query, &e)
-		if res.StatusCode != tc.code || !strings.Contains(e.Error, tc.want) {
-			t.Errorf("%s: %d %q, want %d with %q", tc.query, res.StatusCode, e.Error, tc.code, tc.want)
+		for _, path := range []string{"/v1/models?", "/models?"} {
+			var e errBody
+			res := ts.get(t, path+tc.query, &e)
+			if res.StatusCode != tc.code || !strings.Contains(e.Error, tc.want) || e.Type != tc.typ {
+				t.Errorf("%s%s: %d %q %q, want %d %q with %q", path, tc.query, res.StatusCode, e.Type, e.Error, tc.code, tc.typ, tc.want)
+			}
 		}
+	}
+
+	// The design card's path answers exactly as /v1/models does.
+	var alias ModelInfo
+	if res := ts.get(t, fmt.Sprintf("/models?task=shapes&madds=%d", mid), &alias); res.StatusCode != 200 || alias.ID != m.ID {
+		t.Fatalf("/models: %d, model %s, want %s", res.StatusCode, alias.ID, m.ID)
+	}
+	if res, err := http.Head(ts.http.URL + fmt.Sprintf("/v1/models?task=shapes&madds=%d", mid)); err != nil || res.StatusCode != 200 {
+		t.Fatalf("HEAD /v1/models: %v %v", res, err)
 	}
 }
 
 func TestBudgetSweepMonotone(t *testing.T) {
 	tk := testTask(t, "shapes")
+	// Test accuracies below val and falling with MAdds on some entries: a sweep choosing by
+	// them, or mixing the two, would not be monotone.
+	for i, e := range tk.Archive.Snapshot() {
+		if i%2 == 0 {
+			v := e.Top1 - 0.2 - float64(e.MAdds)/1e8
+			tk.Archive.SetTestTop1(e.Hash, v)
+		}
+	}
 	ts := newTestServer(t, Config{Tasks: []*task.Task{tk}})
 	lo, hi := specializer.Range(tk.Archive.Snapshot())
 	prev := -1.0
-	for i := range 20 {
-		b := lo.MAdds + (hi.MAdds-lo.MAdds)*int64(i)/19
+	archs := map[string]bool{}
+	for i := range 40 {
+		b := lo.MAdds + (hi.MAdds-lo.MAdds)*int64(i)/39
 		var m ModelInfo
 		if res := ts.get(t, fmt.Sprintf("/v1/models?task=shapes&madds=%d", b), &m); res.StatusCode != 200 {
 			t.Fatalf("budget %d: status %d", b, res.StatusCode)
@@ -104,10 +125,21 @@ func TestBudgetSweepMonotone(t *testing.T) {
 		if m.MAdds > b {
 			t.Fatalf("budget %d: model has %d MAdds", b, m.MAdds)
 		}
-		if m.Accuracy.ValTop1 < prev {
-			t.Fatalf("budget %d: accuracy %.4f dropped below %.4f", b, m.Accuracy.ValTop1, prev)
+		e, _ := tk.Archive.Lookup(m.Arch.Hash())
+		if m.Accuracy.Split != task.SplitVal || m.Accuracy.Top1 != e.Top1 || (e.TestTop1 == nil) != (m.Accuracy.TestTop1 == nil) {
+			t.Fatalf("budget %d: accuracy %+v, archive entry val %.4f test %v", b, m.Accuracy, e.Top1, e.TestTop1)
 		}
-		prev = m.Accuracy.ValTop1
+		if m.Accuracy.Top1 < prev {
+			t.Fatalf("budget %d: accuracy %.4f dropped below %.4f", b, m.Accuracy.Top1, prev)
+		}
+		prev = m.Accuracy.Top1
+		archs[m.Arch.Hash()] = true
+	}
+	if got := ts.Exports(); got != float64(len(archs)) {
+		t.Fatalf("%v exports for %d distinct archs over 40 budgets: a known arch was exported again", got, len(archs))
+	}
+	if len(archs) >= 40 {
+		t.Fatal("every budget got its own arch: the sweep shows nothing about re-use")
 	}
 }
 
@@ -167,8 +199,8 @@ func TestModelFile(t *testing.T) {
 		"/v1/models/xyz": 400,
 	} {
 		var e errBody
-		if res := ts.get(t, path, &e); res.StatusCode != code || e.Error == "" {
-			t.Errorf("%s: %d %q, want %d", path, res.StatusCode, e.Error, code)
+		if res := ts.get(t, path, &e); res.StatusCode != code || e.Error == "" || e.Type == "" || strings.Contains(e.Error, "model:") {
+			t.Errorf("%s: %d %q (%s), want %d", path, res.StatusCode, e.Error, e.Type, code)
 		}
 	}
 }
@@ -345,6 +377,33 @@ func TestClassifyAndOIP(t *testing.T) {
 	if res := ts.get(t, "/v2/models/"+cr.Model.ID+"/ready", nil); res.StatusCode != 200 {
 		t.Fatalf("OIP ready %d", res.StatusCode)
 	}
+	// The versioned paths of KServe's protocol description: version 1 is the model, any
+	// other version is unknown.
+	versioned := "/v2/models/" + cr.Model.ID + "/versions/1"
+	var vmeta map[string]any
+	if res := ts.get(t, versioned, &vmeta); res.StatusCode != 200 || vmeta["name"] != cr.Model.ID || fmt.Sprint(vmeta["versions"]) != "[1]" {
+		t.Fatalf("OIP versioned metadata %d %v", res.StatusCode, vmeta)
+	}
+	if res := ts.get(t, versioned+"/ready", nil); res.StatusCode != 200 {
+		t.Fatalf("OIP versioned ready %d", res.StatusCode)
+	}
+	res, _ = http.Post(ts.http.URL+versioned+"/infer", "application/json", bytes.NewReader(reqBody))
+	var vcls struct {
+		ModelVersion string `json:"model_version"`
+		Outputs      []struct {
+			Data []string `json:"data"`
+		} `json:"outputs"`
+	}
+	decode(t, res, &vcls)
+	if res.StatusCode != 200 || vcls.ModelVersion != "1" || len(vcls.Outputs) != 1 || !slices.Equal(vcls.Outputs[0].Data, cls.Outputs[0].Data) {
+		t.Fatalf("OIP versioned infer: %d %+v", res.StatusCode, vcls)
+	}
+	for _, p := range []string{"/v2/models/" + cr.Model.ID + "/versions/2", "/v2/models/" + cr.Model.ID + "/versions/2/ready"} {
+		var e errBody
+		if res := ts.get(t, p, &e); res.StatusCode != 404 || e.Type != "not_found" || !strings.Contains(e.Error, "only version 1") {
+			t.Fatalf("%s: %d %+v", p, res.StatusCode, e)
+		}
+	}
 
 	// Concurrent classify requests batch together and all succeed.
 	var wg sync.WaitGroup
@@ -439,8 +498,8 @@ func TestOneSpecializationAcrossReplicas(t *testing.T) {
 			t.Fatalf("request %d: status %d id %s, first id %s", i, codes[i], ids[i], ids[0])
 		}
 	}
-	if n := a.Specializations() + b.Specializations(); n != 1 {
-		t.Fatalf("%v specializations across both replicas, want exactly 1", n)
+	if n := a.Exports() + b.Exports(); n != 1 {
+		t.Fatalf("%v exports across both replicas, want exactly 1", n)
 	}
 	// The model file is served by the replica that did not produce it, through Redis.
 	res := b.get(t, "/v1/models/"+ids[0]+"/model.onnx", nil)
@@ -478,12 +537,14 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("%d requests failed while Redis was down", failures)
 	}
 	rs.Restart()
-	// A new budget is produced and written through to Redis once the breaker lets it back.
+	// New models are made and written through to Redis once the breaker lets it back: each
+	// try asks for a budget whose answer is an arch not asked for before.
+	entries := tk.Archive.Snapshot()
+	sort.Slice(entries, func(i, j int) bool { return entries[i].MAdds < entries[j].MAdds })
 	deadline := time.Now().Add(15 * time.Second)
-	for {
+	for i := 0; ; i++ {
 		var m2 ModelInfo
-		budget := fmt.Sprintf("%d", 500_000+time.Now().UnixNano()%1000)
-		res := ts.get(t, "/v1/models?task=shapes&madds=1G&params="+budget, &m2)
+		res := ts.get(t, fmt.Sprintf("/v1/models?task=shapes&madds=%d", entries[i%len(entries)].MAdds), &m2)
 		if res.StatusCode != 200 && res.StatusCode != 422 {
 			t.Fatalf("after restart: %d", res.StatusCode)
 		}
@@ -647,5 +708,46 @@ func TestBatchedAnswersMatchSerial(t *testing.T) {
 	// One model, one session: loaded once, and its load kept out of the per-run compute time.
 	if loads != 1 || computes != count {
 		t.Fatalf("%g session loads (want 1) and %g compute observations for %g runs", loads, computes, count)
+	}
+}
+
+// TestOpenAPICoversRoutes: every API route the router serves is in the OpenAPI document
+// with its method (the page's own files aside), and the document names no route the router
+// lacks.
+func TestOpenAPICoversRoutes(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(openapiJSON, &doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	served := map[string]bool{}
+	for _, r := range s.engine.Routes() {
+		if r.Path == "/" || r.Path == "/index.html" || strings.Contains(r.Path, "*") {
+			continue // the web page and its files
+		}
+		parts := strings.Split(r.Path, "/")
+		for i, p := range parts {
+			if strings.HasPrefix(p, ":") {
+				parts[i] = "{" + p[1:] + "}"
+			}
+		}
+		path, method := strings.Join(parts, "/"), strings.ToLower(r.Method)
+		served[method+" "+path] = true
+		if _, ok := doc.Paths[path][method]; !ok {
+			t.Errorf("%s %s is served but not in openapi.json", r.Method, path)
+		}
+	}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if !served[method+" "+path] {
+				t.Errorf("openapi.json names %s %s, which is not served", strings.ToUpper(method), path)
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -47,28 +48,48 @@ func testSpec() *supernet.Spec {
 func testTask(t testing.TB, name string) *task.Task {
 	t.Helper()
 	spec := testSpec()
+	var archs []supernet.Arch
+	for _, r := range spec.Resolutions {
+		for _, k := range spec.Kernels {
+			for _, e := range spec.Expands {
+				for _, d := range []int{1, 2} {
+					archs = append(archs, spec.Uniform(k, e, d, r))
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	return writeTestTask(t, name, archs, func(madds int64) float64 { return 0.3 + float64(madds)/2e7 + rng.Float64()*0.01 }, false)
+}
+
+// sparseTestTask is a task whose archive holds a few subnets spread over the space, with
+// validation images (two per class), so that budgets between them start background
+// searches and their candidates can be measured; top1 gives the archive's accuracies.
+func sparseTestTask(t testing.TB, name string, top1 func(madds int64) float64) *task.Task {
+	t.Helper()
+	spec := testSpec()
+	archs := []supernet.Arch{spec.Smallest(), spec.Uniform(3, 2, 2, 48), spec.Uniform(5, 2, 1, 48), spec.Uniform(3, 4, 1, 64), spec.Largest()}
+	return writeTestTask(t, name, archs, top1, true)
+}
+
+func writeTestTask(t testing.TB, name string, archs []supernet.Arch, top1 func(madds int64) float64, val bool) *task.Task {
+	t.Helper()
+	spec := testSpec()
 	sn, err := supernet.Random(spec, 11)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sn.Meta[supernet.MetaVersion] = "1"
 	archive := &task.Archive{}
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, r := range spec.Resolutions {
-		for _, k := range spec.Kernels {
-			for _, e := range spec.Expands {
-				for _, d := range []int{1, 2} {
-					a := spec.Uniform(k, e, d, r)
-					sub, err := sn.Extract(a)
-					if err != nil {
-						t.Fatal(err)
-					}
-					c := sub.Count()
-					archive.Put(task.Entry{Arch: a, Hash: a.Hash(), MAdds: c.MAdds, Params: c.Params,
-						Top1: 0.3 + float64(c.MAdds)/2e7 + rng.Float64()*0.01, Split: task.SplitVal, Source: "test"})
-				}
-			}
+	for _, a := range archs {
+		sub, err := sn.Extract(a)
+		if err != nil {
+			t.Fatal(err)
 		}
+		c := sub.Count()
+		a = sub.Arch
+		archive.Put(task.Entry{Arch: a, Hash: a.Hash(), MAdds: c.MAdds, Params: c.Params,
+			Top1: top1(c.MAdds), Split: task.SplitVal, Source: "test"})
 	}
 	tk := &task.Task{
 		Manifest: task.Manifest{Name: name, Description: "test task", Preprocess: preprocess.DefaultSpec(0)},
@@ -81,6 +102,15 @@ func testTask(t testing.TB, name string) *task.Task {
 	os.MkdirAll(filepath.Join(dir, task.CalibDir), 0o755)
 	for i := range 6 {
 		os.WriteFile(filepath.Join(dir, task.CalibDir, string(rune('a'+i))+".png"), testPNG(t, uint64(i), 40, 40), 0o644)
+	}
+	if val {
+		for c := range 4 {
+			cd := filepath.Join(dir, task.ValDir, task.ValClassDir(c))
+			os.MkdirAll(cd, 0o755)
+			for i := range 2 {
+				os.WriteFile(filepath.Join(cd, fmt.Sprintf("%d.png", i)), testPNG(t, uint64(100+10*c+i), 40, 40), 0o644)
+			}
+		}
 	}
 	loaded, err := task.Load(dir)
 	if err != nil {

@@ -9,15 +9,15 @@ import (
 
 // metrics are the gateway's Prometheus collectors, on the server's own registry.
 type metrics struct {
-	registry        *prometheus.Registry
-	requests        *prometheus.HistogramVec
-	specializations *prometheus.CounterVec
-	queueSeconds    prometheus.Histogram
-	computeSeconds  prometheus.Histogram
-	sessionLoads    prometheus.Histogram
-	batchSize       prometheus.Histogram
-	sessions        prometheus.GaugeFunc
-	cache           *cache.Metrics
+	registry       *prometheus.Registry
+	requests       *prometheus.HistogramVec
+	exports        *prometheus.CounterVec
+	queueSeconds   prometheus.Histogram
+	computeSeconds prometheus.Histogram
+	sessionLoads   prometheus.Histogram
+	batchSize      prometheus.Histogram
+	sessions       prometheus.GaugeFunc
+	cache          *cache.Metrics
 }
 
 func newMetrics(liveSessions func() float64) *metrics {
@@ -28,9 +28,9 @@ func newMetrics(liveSessions func() float64) *metrics {
 			Help:    "HTTP request latency by route and status code.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "code"}),
-		specializations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "natgw", Name: "specializations_total",
-			Help: "Budgets resolved to a subnet and exported to ONNX (cache misses that did the work).",
+		exports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "natgw", Name: "model_exports_total",
+			Help: "ONNX exports: models made once per arch, or made again after the cache lost their bytes.",
 		}, []string{"task"}),
 		queueSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "natgw", Name: "inference_queue_seconds",
@@ -58,7 +58,7 @@ func newMetrics(liveSessions func() float64) *metrics {
 		}, liveSessions),
 		cache: cache.NewMetrics("natgw"),
 	}
-	m.registry.MustRegister(m.requests, m.specializations, m.queueSeconds, m.computeSeconds, m.sessionLoads, m.batchSize, m.sessions,
+	m.registry.MustRegister(m.requests, m.exports, m.queueSeconds, m.computeSeconds, m.sessionLoads, m.batchSize, m.sessions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registry.MustRegister(m.cache.Collectors()...)
 	// Expose every tier from the start so dashboards see zeros, not gaps.

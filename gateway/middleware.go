@@ -56,7 +56,7 @@ func (s *Server) observe() gin.HandlerFunc {
 			if p := recover(); p != nil {
 				s.log.Error("panic", "request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if !c.Writer.Written() {
-					c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": fmt.Sprintf("internal error (request id %s)", id)})
+					c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody{Error: fmt.Sprintf("internal error (request id %s)", id), Type: typeInternal})
 				}
 			}
 			route := c.FullPath()

@@ -5,8 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/natgw/natgw/exporter"
@@ -15,116 +15,132 @@ import (
 	"github.com/natgw/natgw/task"
 )
 
-// Accuracy is what a served model claims. Top1/Split is the most trustworthy figure:
-// the held-out test split when it was measured (after selection), else validation.
-// ValTop1 is the figure selection used.
+// A budget request reads top to bottom in this file:
+//
+//	answerBudget  budget → the task's answer: the best measured subnet that fits, and any
+//	              background work that may find a better one (specializer.Resolver)
+//	modelFor      subnet → its model's metadata, made once per arch and task version
+//	makeModel     the making: stored BatchNorm statistics, slice, fold, export to ONNX,
+//	              store bytes and metadata under the file's SHA-256
+//
+// and a model asked for by id is modelInfo (metadata) and modelFile (bytes, rebuilt the
+// same way when the cache lost them).
+
+// Accuracy is what a served model claims, on one scale for every answer: Top1 on the
+// validation split, the figure every choice was made by. TestTop1, when present, was
+// measured afterwards on the held-out test split by the offline evaluation (natgw evaluate)
+// and never chose anything.
 type Accuracy struct {
-	Top1      float64 `json:"top1"`
-	Split     string  `json:"split"`
-	Predicted bool    `json:"predicted"`
-	ValTop1   float64 `json:"val_top1"`
+	Top1     float64  `json:"top1"`
+	Split    string   `json:"split"`
+	TestTop1 *float64 `json:"test_top1,omitempty"`
 }
 
-// ModelInfo describes one produced model; its ID is the SHA-256 of the ONNX bytes.
+// ModelInfo describes one model; its ID is the SHA-256 of the ONNX bytes.
 type ModelInfo struct {
-	ID              string        `json:"id"`
-	Task            string        `json:"task"`
-	Arch            supernet.Arch `json:"arch"`
-	Resolution      int           `json:"resolution"`
-	MAdds           int64         `json:"madds"`
-	Params          int64         `json:"params"`
-	LatencyMS       float64       `json:"latency_ms,omitempty"`
-	Accuracy        Accuracy      `json:"accuracy"`
-	ONNXURL         string        `json:"onnx_url"`
-	SHA256          string        `json:"sha256"`
-	SizeBytes       int64         `json:"size_bytes"`
-	SupernetVersion string        `json:"supernet_version"`
+	ID         string        `json:"id"`
+	Task       string        `json:"task"`
+	Arch       supernet.Arch `json:"arch"`
+	Resolution int           `json:"resolution"`
+	MAdds      int64         `json:"madds"`
+	Params     int64         `json:"params"`
+	LatencyMS  float64       `json:"latency_ms,omitempty"`
+	Accuracy   Accuracy      `json:"accuracy"`
+	// Calibration, when set, is how its BatchNorm statistics were rebuilt, a subnet measured
+	// by a gateway; absent: as the task's archive's were (all its calibration images).
+	Calibration     *task.Calibration `json:"calibration,omitempty"`
+	ONNXURL         string            `json:"onnx_url"`
+	SHA256          string            `json:"sha256"`
+	SizeBytes       int64             `json:"size_bytes"`
+	SupernetVersion string            `json:"supernet_version"`
+	// TaskVersion identifies the task's weights, calibration, preprocessing and labels.
+	TaskVersion string `json:"task_version"`
 }
 
-// Resolver picks the subnet for a budget. The default answers from the task's archive.
-type Resolver interface {
-	Resolve(ctx context.Context, t *task.Task, b specializer.Budget) (task.Entry, error)
+// budgetAnswer is /v1/models's body: the model, and the background work, if any, that may
+// give the same budget a better one (Pending.Candidate's accuracy is a prediction).
+type budgetAnswer struct {
+	ModelInfo
+	Pending *specializer.Pending `json:"pending,omitempty"`
 }
 
-type archiveResolver struct{}
+// maxWait bounds how long a client's Prefer: wait may hold a request.
+const maxWait = 60 * time.Second
 
-func (archiveResolver) Resolve(_ context.Context, t *task.Task, b specializer.Budget) (task.Entry, error) {
-	return specializer.Best(t.Archive.Snapshot(), b)
+// answerBudget answers a budget at once with the task's best measured subnet that fits.
+// With wait > 0 (Prefer: wait), a request whose budget has background work pending first
+// waits up to that long for it to settle, and answers with whatever is best then.
+func (s *Server) answerBudget(ctx context.Context, ts *servedTask, b specializer.Budget, wait time.Duration) (budgetAnswer, error) {
+	ans, err := ts.resolver.Resolve(ctx, b)
+	if err != nil {
+		return budgetAnswer{}, err
+	}
+	if ans.Pending != nil && wait > 0 {
+		timer := time.NewTimer(min(wait, maxWait))
+		select {
+		case <-ts.resolver.Settled(b):
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+		if ans, err = ts.resolver.Resolve(ctx, b); err != nil {
+			return budgetAnswer{}, err
+		}
+	}
+	info, err := s.modelFor(ctx, ts, ans.Entry)
+	if err != nil {
+		return budgetAnswer{}, err
+	}
+	return budgetAnswer{ModelInfo: info, Pending: ans.Pending}, nil
 }
 
-// Cache keys. Resolutions embed the supernet version so new weights never serve old answers.
-func resolveKey(t *task.Task, b specializer.Budget) string {
-	return "resolve:" + t.Name + ":" + t.SupernetVersion() + ":" + b.Key()
+// Cache keys. A model is identified by its task's version, natgw's version (recorded in
+// the file), the arch and how its statistics were calibrated; its bytes and metadata by
+// its SHA-256.
+func archKey(ts *servedTask, e task.Entry, version string) string {
+	c := "task"
+	if e.Calibration != nil {
+		c = e.Calibration.Key()
+	}
+	return "arch:" + ts.t.Name + ":" + ts.version + ":" + version + ":" + e.Hash + ":" + c
 }
 func modelKey(id string) string { return "model:" + id }
 func metaKey(id string) string  { return "meta:" + id }
 
-// predictedTTL keeps surrogate answers short-lived: their measured replacement should win soon.
-const predictedTTL = time.Minute
-
-// resolve returns the model for a budget: from the cache, or by resolving the budget to an
-// arch, exporting it and storing bytes and metadata (one specialization, however many
-// requests and replicas ask at once).
-func (s *Server) resolve(ctx context.Context, t *task.Task, b specializer.Budget) (ModelInfo, error) {
-	raw, err := s.resolveRaw(ctx, t, b)
+// modelFor returns the metadata of e's model, making the model the first time its arch is
+// asked for (once per arch however many requests and replicas ask at once, through the
+// cache's single flight).
+func (s *Server) modelFor(ctx context.Context, ts *servedTask, e task.Entry) (ModelInfo, error) {
+	raw, err := s.group.Do(ctx, archKey(ts, e, s.cfg.Version), s.cfg.ModelTTL, func(ctx context.Context) ([]byte, error) {
+		info, err := s.makeModel(ctx, ts, e)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(info)
+	})
 	if err != nil {
 		return ModelInfo{}, err
 	}
 	var info ModelInfo
 	if err := json.Unmarshal(raw, &info); err != nil {
-		return ModelInfo{}, fmt.Errorf("cached resolution: %w", err)
+		return ModelInfo{}, fmt.Errorf("cached model metadata: %w", err)
 	}
 	return info, nil
 }
 
-// resolveRaw is resolve returning the cached JSON as is: the hot path of /v1/models
-// serves it without decoding and re-encoding.
-func (s *Server) resolveRaw(ctx context.Context, t *task.Task, b specializer.Budget) ([]byte, error) {
-	predicted := false
-	raw, err := s.group.Do(ctx, resolveKey(t, b), s.cfg.ResolveTTL, func(ctx context.Context) ([]byte, error) {
-		e, err := s.resolver.Resolve(ctx, t, b)
-		if err != nil {
-			return nil, err
-		}
-		info, err := s.produce(ctx, t, e)
-		if err != nil {
-			return nil, err
-		}
-		s.metrics.specializations.WithLabelValues(t.Name).Inc()
-		predicted = info.Accuracy.Predicted
-		return json.Marshal(info)
-	})
-	if err != nil {
-		return nil, err
-	}
-	if predicted {
-		// Let a measured answer replace this one soon.
-		s.cache.Set(ctx, resolveKey(t, b), raw, predictedTTL)
-	}
-	return raw, nil
-}
-
-// produce exports e's subnet and stores its bytes and metadata under its SHA-256.
-func (s *Server) produce(ctx context.Context, t *task.Task, e task.Entry) (ModelInfo, error) {
-	data, err := s.export(ctx, t, e.Arch)
-	// Recalibration's activations (hundreds of MB) are garbage now. Left to the collector, they
-	// set its goal so high that no cycle runs for a long while, and until one does every
-	// request allocates from fresh pages: first-touch faults were a fifth of the CPU time
-	// of warm /v1/models. Exports are rare; one forced collection and scavenge is cheap.
-	debug.FreeOSMemory()
+// makeModel exports e's subnet and stores its bytes and metadata under its SHA-256.
+func (s *Server) makeModel(ctx context.Context, ts *servedTask, e task.Entry) (ModelInfo, error) {
+	data, err := s.export(ctx, ts, e)
 	if err != nil {
 		return ModelInfo{}, err
 	}
 	sum := sha256.Sum256(data)
 	id := hex.EncodeToString(sum[:])
-	acc := Accuracy{Top1: e.Top1, Split: e.Split, Predicted: e.Predicted, ValTop1: e.Top1}
-	if e.TestTop1 != nil {
-		acc.Top1, acc.Split = *e.TestTop1, task.SplitTest
-	}
 	info := ModelInfo{
-		ID: id, Task: t.Name, Arch: e.Arch, Resolution: e.Arch.R, MAdds: e.MAdds, Params: e.Params,
-		LatencyMS: e.LatencyMS, Accuracy: acc, ONNXURL: "/v1/models/" + id + "/model.onnx",
-		SHA256: id, SizeBytes: int64(len(data)), SupernetVersion: t.SupernetVersion(),
+		ID: id, Task: ts.t.Name, Arch: e.Arch, Resolution: e.Arch.R, MAdds: e.MAdds, Params: e.Params,
+		LatencyMS: e.LatencyMS, Accuracy: Accuracy{Top1: e.Top1, Split: e.Split, TestTop1: e.TestTop1},
+		Calibration: e.Calibration, ONNXURL: "/v1/models/" + id + "/model.onnx", SHA256: id,
+		SizeBytes: int64(len(data)), SupernetVersion: ts.t.SupernetVersion(), TaskVersion: ts.version,
 	}
 	meta, err := json.Marshal(info)
 	if err != nil {
@@ -139,33 +155,45 @@ func (s *Server) produce(ctx context.Context, t *task.Task, e task.Entry) (Model
 	return info, nil
 }
 
-// export extracts the subnet, rebuilds its BatchNorm statistics on the task's calibration
-// images (as the accuracy measurement did) and exports it. Deterministic: the same task and
-// arch always give the same bytes.
-func (s *Server) export(ctx context.Context, t *task.Task, arch supernet.Arch) ([]byte, error) {
-	sub, err := t.Supernet.Extract(arch)
+// export takes e's subnet out with the statistics its accuracy was measured with (stored:
+// no forward pass) and converts it to ONNX. At most Config.ExportWorkers run at once;
+// the others wait their turn. Deterministic: the same task and entry give the same bytes.
+func (s *Server) export(ctx context.Context, ts *servedTask, e task.Entry) ([]byte, error) {
+	select {
+	case s.exportSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.exportSlots }()
+	sub, err := ts.t.Subnet(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	if err := t.Recalibrate(ctx, sub); err != nil {
-		return nil, err
-	}
-	pp := t.Preprocess(sub.Resolution)
-	return exporter.Export(sub, exporter.Options{
-		Task: t.Name, Labels: t.Labels, Preprocess: &pp,
-		SupernetID: t.Supernet.Meta[supernet.MetaID], SupernetVersion: t.Supernet.Meta[supernet.MetaVersion],
+	pp := ts.t.Preprocess(sub.Resolution)
+	data, err := exporter.Export(sub, exporter.Options{
+		Task: ts.t.Name, Labels: ts.t.Labels, Preprocess: &pp,
+		SupernetID: ts.t.Supernet.Meta[supernet.MetaID], SupernetVersion: ts.t.Supernet.Meta[supernet.MetaVersion],
 		ProducerVersion: s.cfg.Version,
 	})
+	if err == nil {
+		s.metrics.exports.WithLabelValues(ts.t.Name).Inc()
+	}
+	return data, err
 }
 
-// info returns a produced model's metadata by id.
-func (s *Server) info(ctx context.Context, id string) (ModelInfo, error) {
+// errUnknownModel is a model id no cache tier knows.
+func errUnknownModel(id string) error {
+	return notFound("model %s is unknown here: request it by budget through /v1/models first", id)
+}
+
+// modelInfo returns a model's metadata by id.
+func (s *Server) modelInfo(ctx context.Context, id string) (ModelInfo, error) {
 	raw, ok, err := s.cache.Get(ctx, metaKey(id))
 	if err != nil {
 		return ModelInfo{}, err
 	}
 	if !ok {
-		return ModelInfo{}, notFound("model %s is unknown here: request it by budget through /v1/models first", id)
+		return ModelInfo{}, errUnknownModel(id)
 	}
 	var info ModelInfo
 	if err := json.Unmarshal(raw, &info); err != nil {
@@ -174,38 +202,37 @@ func (s *Server) info(ctx context.Context, id string) (ModelInfo, error) {
 	return info, nil
 }
 
-// bytes returns a model's ONNX file, re-exporting it when the cache lost it (export is
+// modelFile returns a model's ONNX file, made again when the cache lost it (export is
 // deterministic, and the hash is checked).
-func (s *Server) bytes(ctx context.Context, id string) ([]byte, error) {
-	return s.group.Do(ctx, modelKey(id), s.cfg.ModelTTL, func(ctx context.Context) ([]byte, error) {
-		info, err := s.info(ctx, id)
+func (s *Server) modelFile(ctx context.Context, id string) ([]byte, error) {
+	data, err := s.group.Do(ctx, modelKey(id), s.cfg.ModelTTL, func(ctx context.Context) ([]byte, error) {
+		info, err := s.modelInfo(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		t, ok := s.tasks[info.Task]
-		if !ok || t.SupernetVersion() != info.SupernetVersion {
-			return nil, notFound("model %s belongs to a task or supernet version this gateway does not serve", id)
+		ts := s.tasks[info.Task]
+		if ts == nil || ts.version != info.TaskVersion {
+			return nil, notFound("model %s belongs to a task or task version this gateway does not serve", id)
 		}
-		data, err := s.export(ctx, t, info.Arch)
+		e, ok := ts.t.Archive.Lookup(info.Arch.Hash())
+		if !ok {
+			e = task.Entry{Arch: info.Arch, Calibration: info.Calibration}
+		}
+		data, err := s.export(ctx, ts, e)
 		if err != nil {
 			return nil, err
 		}
 		if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != id {
-			return nil, fmt.Errorf("re-export of %s gave different bytes", id)
+			return nil, errRebuiltOther
 		}
 		return data, nil
 	})
-}
-
-// TaskResolvers answers each task with its own specializer.Resolver (archive, then a short
-// surrogate search when the archive is far below the budget); tasks without one are
-// answered from their archive.
-type TaskResolvers map[string]*specializer.Resolver
-
-// Resolve implements Resolver.
-func (m TaskResolvers) Resolve(ctx context.Context, t *task.Task, b specializer.Budget) (task.Entry, error) {
-	if r := m[t.Name]; r != nil {
-		return r.Resolve(ctx, b)
+	if errors.Is(err, errRebuiltOther) {
+		return nil, notFound("model %s can no longer be made again here: request a model by budget through /v1/models", id)
 	}
-	return archiveResolver{}.Resolve(ctx, t, b)
+	return data, err
 }
+
+// errRebuiltOther: a model made again came out with other bytes (its statistics were
+// measured by a server that is gone).
+var errRebuiltOther = errors.New("the rebuilt model has other bytes")

@@ -74,7 +74,7 @@ func summarize(t *task.Task, detail bool) taskSummary {
 func (s *Server) listTasks(c *gin.Context) error {
 	out := make([]taskSummary, 0, len(s.names))
 	for _, n := range s.names {
-		out = append(out, summarize(s.tasks[n], false))
+		out = append(out, summarize(s.tasks[n].t, false))
 	}
 	body := gin.H{"tasks": out}
 	if len(out) == 0 {
@@ -84,7 +84,7 @@ func (s *Server) listTasks(c *gin.Context) error {
 	return nil
 }
 
-func (s *Server) task(name string) (*task.Task, error) {
+func (s *Server) task(name string) (*servedTask, error) {
 	if name == "" {
 		return nil, badRequest("task is required (tasks: %s)", s.taskList())
 	}
@@ -114,7 +114,7 @@ func (s *Server) getTask(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, summarize(t, true))
+	c.JSON(http.StatusOK, summarize(t.t, true))
 	return nil
 }
 
@@ -146,34 +146,55 @@ func parseBudget(c *gin.Context) (specializer.Budget, error) {
 	return b, nil
 }
 
-// modelFor resolves ?task=&madds=&params=&latency_ms= to a model.
-func (s *Server) modelFor(c *gin.Context) (ModelInfo, error) {
-	t, err := s.task(c.Query("task"))
+// budgetQuery reads ?task= and the budget of a model request.
+func (s *Server) budgetQuery(c *gin.Context) (*servedTask, specializer.Budget, error) {
+	ts, err := s.task(c.Query("task"))
 	if err != nil {
-		return ModelInfo{}, err
+		return nil, specializer.Budget{}, err
 	}
 	b, err := parseBudget(c)
-	if err != nil {
-		return ModelInfo{}, err
-	}
-	return s.resolve(c.Request.Context(), t, b)
+	return ts, b, err
 }
 
+// getModelByBudget answers GET /v1/models (and /models, the design card's path): the best
+// measured model under the budget, at once. A client willing to wait for pending work to
+// settle says so with RFC 7240's Prefer: wait=SECONDS.
 func (s *Server) getModelByBudget(c *gin.Context) error {
-	t, err := s.task(c.Query("task"))
+	ts, b, err := s.budgetQuery(c)
 	if err != nil {
 		return err
 	}
-	b, err := parseBudget(c)
+	wait := preferWait(c.Request.Header.Values("Prefer"))
+	ans, err := s.answerBudget(c.Request.Context(), ts, b, wait)
 	if err != nil {
 		return err
 	}
-	raw, err := s.resolveRaw(c.Request.Context(), t, b)
-	if err != nil {
-		return err
+	if wait > 0 {
+		c.Header("Preference-Applied", "wait="+strconv.Itoa(int(min(wait, maxWait)/time.Second)))
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", raw)
+	c.JSON(http.StatusOK, ans)
 	return nil
+}
+
+// preferWait returns the wait preference of Prefer header values (RFC 7240: "wait=10",
+// among other preferences, separated by commas, with parameters after semicolons); 0 when
+// absent or malformed, which the RFC says to ignore.
+func preferWait(values []string) time.Duration {
+	for _, v := range values {
+		for _, p := range strings.Split(v, ",") {
+			p, _, _ = strings.Cut(p, ";")
+			name, val, ok := strings.Cut(p, "=")
+			if !ok || !strings.EqualFold(strings.TrimSpace(name), "wait") {
+				continue
+			}
+			n, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(val), `"`), 10, 31)
+			if err != nil {
+				continue
+			}
+			return time.Duration(n) * time.Second
+		}
+	}
+	return 0
 }
 
 // modelID validates a model id from a path: 64 lowercase hex digits, nothing else ever
@@ -194,7 +215,7 @@ func (s *Server) getModel(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	info, err := s.info(c.Request.Context(), id)
+	info, err := s.modelInfo(c.Request.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -216,7 +237,7 @@ func (s *Server) getModelFile(c *gin.Context) error {
 		c.Status(http.StatusNotModified)
 		return nil
 	}
-	data, err := s.bytes(c.Request.Context(), id)
+	data, err := s.modelFile(c.Request.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -254,22 +275,27 @@ func (s *Server) classify(c *gin.Context) error {
 		}
 		top = n
 	}
-	info, err := s.modelFor(c)
+	ts, b, err := s.budgetQuery(c)
 	if err != nil {
 		return err
 	}
+	ans, err := s.answerBudget(c.Request.Context(), ts, b, 0)
+	if err != nil {
+		return err
+	}
+	info := ans.ModelInfo
 	img, err := s.readImage(c)
 	if err != nil {
 		return err
 	}
-	t := s.tasks[info.Task]
+	t := ts.t
 	pp := t.Preprocess(info.Resolution)
 	x := make([]float32, pp.TensorLen())
 	if err := pp.Tensor(img, x); err != nil {
 		return err
 	}
 	start := time.Now()
-	logits, err := s.infer(c.Request.Context(), info, x, 1)
+	logits, err := s.infer.run(c.Request.Context(), info, x, 1)
 	if err != nil {
 		return err
 	}

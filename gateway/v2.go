@@ -32,34 +32,52 @@ type oipTensorMeta struct {
 	Shape    []int64 `json:"shape"`
 }
 
-func (s *Server) oipModel(c *gin.Context) error {
+// oipVersion is the one version every model has: a model id names its bytes, so a model
+// never changes and has no other version.
+const oipVersion = "1"
+
+// oipModelRef reads a model path, /v2/models/{id} or /v2/models/{id}/versions/{version},
+// and returns the model's metadata and task.
+func (s *Server) oipModelRef(c *gin.Context) (ModelInfo, *servedTask, error) {
 	id, err := modelID(c)
 	if err != nil {
-		return err
+		return ModelInfo{}, nil, err
 	}
-	info, err := s.info(c.Request.Context(), id)
+	if v, ok := c.Params.Get("version"); ok && v != oipVersion {
+		return ModelInfo{}, nil, notFound("model %s has only version %s (asked for version %q)", id, oipVersion, truncate(v, 32))
+	}
+	info, err := s.modelInfo(c.Request.Context(), id)
+	if err != nil {
+		return ModelInfo{}, nil, err
+	}
+	ts := s.tasks[info.Task]
+	if ts == nil {
+		return ModelInfo{}, nil, notFound("model %s belongs to task %q, which this gateway does not serve", id, info.Task)
+	}
+	return info, ts, nil
+}
+
+func (s *Server) oipModel(c *gin.Context) error {
+	info, ts, err := s.oipModelRef(c)
 	if err != nil {
 		return err
 	}
 	r := int64(info.Resolution)
 	c.JSON(http.StatusOK, gin.H{
-		"name": id, "versions": []string{"1"}, "platform": "onnxruntime_onnx",
+		"name": info.ID, "versions": []string{oipVersion}, "platform": "onnxruntime_onnx",
 		"inputs":     []oipTensorMeta{{Name: "input", Datatype: "FP32", Shape: []int64{-1, 3, r, r}}},
-		"outputs":    []oipTensorMeta{{Name: "logits", Datatype: "FP32", Shape: []int64{-1, int64(len(s.tasks[info.Task].Labels))}}},
+		"outputs":    []oipTensorMeta{{Name: "logits", Datatype: "FP32", Shape: []int64{-1, int64(len(ts.t.Labels))}}},
 		"parameters": gin.H{"task": info.Task, "arch": info.Arch, "madds": info.MAdds, "params": info.Params},
 	})
 	return nil
 }
 
 func (s *Server) oipModelReady(c *gin.Context) error {
-	id, err := modelID(c)
+	info, _, err := s.oipModelRef(c)
 	if err != nil {
 		return err
 	}
-	if _, err := s.info(c.Request.Context(), id); err != nil {
-		return err
-	}
-	c.JSON(http.StatusOK, gin.H{"name": id, "ready": s.sessions != nil})
+	c.JSON(http.StatusOK, gin.H{"name": info.ID, "ready": s.infer.sessions != nil})
 	return nil
 }
 
@@ -303,14 +321,11 @@ func jsonNumber(b []byte) bool {
 }
 
 func (s *Server) oipInfer(c *gin.Context) error {
-	id, err := modelID(c)
+	info, ts, err := s.oipModelRef(c)
 	if err != nil {
 		return err
 	}
-	info, err := s.info(c.Request.Context(), id)
-	if err != nil {
-		return err
-	}
+	id := info.ID
 	body, err := s.readBody(c, s.cfg.MaxBodyBytes)
 	if err != nil {
 		return err
@@ -328,7 +343,7 @@ func (s *Server) oipInfer(c *gin.Context) error {
 		s.bufs.putFloats(dst) // a refused request must not cost a fresh buffer next time
 		return err
 	}
-	logits, err := s.infer(c.Request.Context(), info, x, n)
+	logits, err := s.infer.run(c.Request.Context(), info, x, n)
 	if err != nil {
 		// A batch may still hold x when the caller gave up: let the collector have it.
 		return err
@@ -340,7 +355,7 @@ func (s *Server) oipInfer(c *gin.Context) error {
 		// Triton's classification extension: "<value>:<index>:<label>" per row, best first,
 		// where value is the model's output (a logit).
 		k := min(classify, classes)
-		labels := s.tasks[info.Task].Labels
+		labels := ts.t.Labels
 		data := make([]string, 0, n*k)
 		for i := range n {
 			row := logits[i*classes : (i+1)*classes]
@@ -354,7 +369,7 @@ func (s *Server) oipInfer(c *gin.Context) error {
 		}
 		out = oipOutput{Name: "logits", Shape: []int64{int64(n), int64(k)}, Datatype: "BYTES", Data: data}
 	}
-	c.JSON(http.StatusOK, gin.H{"model_name": id, "model_version": "1", "id": reqID, "outputs": []oipOutput{out}})
+	c.JSON(http.StatusOK, gin.H{"model_name": id, "model_version": oipVersion, "id": reqID, "outputs": []oipOutput{out}})
 	return nil
 }
 

@@ -60,9 +60,20 @@ type EvalConfig struct {
 	CalibSplit  string // "train" (default) or "val"; any other split is refused
 	EvalBatch   int    // forward batch size on val; default 100
 	// MaxTensorBytes bounds the preprocessed tensors kept across resolutions (least
-	// recently used resolution evicted first); default 512 MiB. The decoded images are
-	// always kept.
+	// recently used resolution evicted first); default 512 MiB. A resolution whose tensors
+	// alone exceed it is preprocessed batch by batch instead, never kept. The decoded images
+	// are always kept.
 	MaxTensorBytes int64
+
+	// Calib, when set, are the calibration images themselves (a task's stored ones, in
+	// their order) instead of a sample of Data's CalibSplit; CalibImages then takes that many
+	// of them, evenly spaced (task.CalibSample; 0: all).
+	Calib []*preprocess.RGB
+	// Val, when set, are the labelled validation images themselves (a task's stored ones)
+	// instead of Data's val split. With Calib and Val set, Data is not read.
+	Val []task.LabeledImage
+	// Workers bounds the cores one measurement uses; default all.
+	Workers int
 
 	// Archive, if set, answers for measured archs without measuring again.
 	Archive *task.Archive
@@ -117,8 +128,11 @@ func NewSubnetEvaluator(ctx context.Context, cfg EvalConfig) (*SubnetEvaluator, 
 	if cfg.Supernet == nil {
 		return nil, errors.New("evaluator: no supernet")
 	}
-	if cfg.CalibImages == 0 {
+	if cfg.CalibImages == 0 && cfg.Calib == nil {
 		cfg.CalibImages = 500
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
 	if cfg.CalibBatch == 0 {
 		cfg.CalibBatch = task.CalibBatch
@@ -132,9 +146,9 @@ func NewSubnetEvaluator(ctx context.Context, cfg EvalConfig) (*SubnetEvaluator, 
 	if cfg.MaxTensorBytes == 0 {
 		cfg.MaxTensorBytes = 512 << 20
 	}
-	if cfg.CalibImages < 1 || cfg.CalibBatch < 1 || cfg.EvalBatch < 1 {
-		return nil, fmt.Errorf("evaluator: calibration images %d, calibration batch %d and eval batch %d must be positive",
-			cfg.CalibImages, cfg.CalibBatch, cfg.EvalBatch)
+	if cfg.CalibImages < 0 || (cfg.CalibImages == 0 && cfg.Calib == nil) || cfg.CalibBatch < 1 || cfg.EvalBatch < 1 || cfg.Workers < 1 {
+		return nil, fmt.Errorf("evaluator: calibration images %d, calibration batch %d, eval batch %d and workers %d must be positive",
+			cfg.CalibImages, cfg.CalibBatch, cfg.EvalBatch, cfg.Workers)
 	}
 	for _, r := range cfg.Supernet.Spec.Resolutions {
 		if err := cfg.spec(r).Validate(); err != nil {
@@ -145,22 +159,37 @@ func NewSubnetEvaluator(ctx context.Context, cfg EvalConfig) (*SubnetEvaluator, 
 	if e.log == nil {
 		e.log = slog.Default()
 	}
-	calibSet, err := openSplit(cfg.Data, cfg.CalibSplit)
-	if err != nil {
-		return nil, fmt.Errorf("evaluator: %w", err)
+	if cfg.Calib != nil {
+		for _, img := range task.CalibSample(cfg.Calib, cfg.CalibImages) {
+			e.calib = append(e.calib, decodedItem{img: img})
+		}
+	} else {
+		calibSet, err := openSplit(cfg.Data, cfg.CalibSplit)
+		if err != nil {
+			return nil, fmt.Errorf("evaluator: %w", err)
+		}
+		if e.calib, err = e.decode(ctx, calibSet.Subset(cfg.CalibImages, cfg.CalibSeed)); err != nil {
+			return nil, err
+		}
 	}
-	valSet, err := openSplit(cfg.Data, SplitVal)
-	if err != nil {
-		return nil, fmt.Errorf("evaluator: %w", err)
-	}
-	if n := len(valSet.Classes); n != cfg.Supernet.Spec.Classes {
-		return nil, fmt.Errorf("evaluator: data set %s has %d classes, the supernet %d", cfg.Data, n, cfg.Supernet.Spec.Classes)
-	}
-	if e.calib, err = e.decode(ctx, calibSet.Subset(cfg.CalibImages, cfg.CalibSeed)); err != nil {
-		return nil, err
-	}
-	if e.val, err = e.decode(ctx, valSet); err != nil {
-		return nil, err
+	if cfg.Val != nil {
+		for _, v := range cfg.Val {
+			if v.Label < 0 || v.Label >= cfg.Supernet.Spec.Classes {
+				return nil, fmt.Errorf("evaluator: val label %d outside the supernet's %d classes", v.Label, cfg.Supernet.Spec.Classes)
+			}
+			e.val = append(e.val, decodedItem{img: v.Image, label: v.Label})
+		}
+	} else {
+		valSet, err := openSplit(cfg.Data, SplitVal)
+		if err != nil {
+			return nil, fmt.Errorf("evaluator: %w", err)
+		}
+		if n := len(valSet.Classes); n != cfg.Supernet.Spec.Classes {
+			return nil, fmt.Errorf("evaluator: data set %s has %d classes, the supernet %d", cfg.Data, n, cfg.Supernet.Spec.Classes)
+		}
+		if e.val, err = e.decode(ctx, valSet); err != nil {
+			return nil, err
+		}
 	}
 	if len(e.calib) == 0 || len(e.val) == 0 {
 		return nil, fmt.Errorf("evaluator: no readable images (%d calibration, %d val)", len(e.calib), len(e.val))
@@ -222,69 +251,169 @@ func (e *SubnetEvaluator) Stats() EvalStats {
 
 // Evaluate implements Evaluator.
 func (e *SubnetEvaluator) Evaluate(ctx context.Context, arch supernet.Arch) (task.Entry, error) {
+	r, _, err := e.evaluate(ctx, arch, false)
+	return r, err
+}
+
+// EvaluateSubnet is Evaluate also returning the subnet as measured, BatchNorm statistics
+// rebuilt (nil when the answer came from the cache or the archive).
+func (e *SubnetEvaluator) EvaluateSubnet(ctx context.Context, arch supernet.Arch) (task.Entry, *supernet.Subnet, error) {
+	return e.evaluate(ctx, arch, true)
+}
+
+func (e *SubnetEvaluator) evaluate(ctx context.Context, arch supernet.Arch, keep bool) (task.Entry, *supernet.Subnet, error) {
 	spec := e.Spec()
 	a, err := spec.Canonical(arch)
 	if err != nil {
-		return task.Entry{}, fmt.Errorf("evaluate: %w", err)
+		return task.Entry{}, nil, fmt.Errorf("evaluate: %w", err)
 	}
 	h := a.Hash()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if r, ok := e.results[h]; ok {
+	if r, ok := e.results[h]; ok && !keep {
 		e.stats.CacheHits++
-		return r, nil
+		return r, nil, nil
 	}
-	if e.cfg.Archive != nil {
+	if e.cfg.Archive != nil && !keep {
 		if r, ok := e.cfg.Archive.Lookup(h); ok && !r.Predicted && r.Split == SplitVal {
 			e.stats.CacheHits++
 			r.Source, r.Iteration = "", 0
 			e.results[h] = r
-			return r, nil
+			return r, nil, nil
 		}
 	}
 	sub, err := e.cfg.Supernet.Extract(a)
 	if err != nil {
-		return task.Entry{}, fmt.Errorf("evaluate %s: %w", h[:12], err)
+		return task.Entry{}, nil, fmt.Errorf("evaluate %s: %w", h[:12], err)
 	}
-	ts, err := e.tensorsFor(ctx, a.R)
+	err = sub.RecalibrateOn(ctx, func(ctx context.Context, fn func(x []float32, batch, h, w int) error) error {
+		return e.batches(ctx, a.R, calibItems, func(x []float32, n int) error { return fn(x, n, a.R, a.R) })
+	}, e.cfg.Workers)
 	if err != nil {
-		return task.Entry{}, err
+		return task.Entry{}, nil, fmt.Errorf("evaluate %s: %w", h[:12], err)
 	}
-	img := 3 * a.R * a.R
-	n := len(e.calib)
-	err = sub.Recalibrate(ctx, func(ctx context.Context, fn func(x []float32, batch, h, w int) error) error {
-		for lo := 0; lo < n; lo += e.cfg.CalibBatch {
-			hi := min(lo+e.cfg.CalibBatch, n)
-			if err := fn(ts.calib[lo*img:hi*img], hi-lo, a.R, a.R); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	top1, err := e.top1(ctx, sub)
 	if err != nil {
-		return task.Entry{}, fmt.Errorf("evaluate %s: %w", h[:12], err)
+		return task.Entry{}, nil, fmt.Errorf("evaluate %s: %w", h[:12], err)
 	}
-	net := sub.Compile()
-	correct := 0
-	for lo := 0; lo < len(e.val); lo += e.cfg.EvalBatch {
-		hi := min(lo+e.cfg.EvalBatch, len(e.val))
-		logits, err := net.Forward(ctx, ts.val[lo*img:hi*img], hi-lo, a.R, a.R)
+	cnt := sub.Count()
+	r := task.Entry{Arch: a, Hash: h, MAdds: cnt.MAdds, Params: cnt.Params,
+		Top1: top1, Split: SplitVal}
+	e.results[h] = r
+	e.stats.Measured++
+	return r, sub, nil
+}
+
+// Top1 measures a subnet as it is, its BatchNorm statistics already set (a task's stored
+// ones), on the evaluator's val images.
+func (e *SubnetEvaluator) Top1(ctx context.Context, sub *supernet.Subnet) (float64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.top1(ctx, sub)
+}
+
+// top1 is Top1 for callers holding e.mu.
+func (e *SubnetEvaluator) top1(ctx context.Context, sub *supernet.Subnet) (float64, error) {
+	r := sub.Resolution
+	net := sub.CompileOn(e.cfg.Workers)
+	correct, lo := 0, 0
+	err := e.batches(ctx, r, valItems, func(x []float32, n int) error {
+		logits, err := net.Forward(ctx, x, n, r, r)
 		if err != nil {
-			return task.Entry{}, fmt.Errorf("evaluate %s: %w", h[:12], err)
+			return err
 		}
 		c := net.Classes()
-		for i := range hi - lo {
+		for i := range n {
 			if scores.Argmax(logits[i*c:(i+1)*c]) == e.val[lo+i].label {
 				correct++
 			}
 		}
+		lo += n
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	cnt := sub.Count()
-	r := task.Entry{Arch: a, Hash: h, MAdds: cnt.MAdds, Params: cnt.Params,
-		Top1: float64(correct) / float64(len(e.val)), Split: SplitVal}
-	e.results[h] = r
-	e.stats.Measured++
-	return r, nil
+	return float64(correct) / float64(len(e.val)), nil
+}
+
+// The two image sets an evaluation runs, each in its own batch size.
+type itemSet int
+
+const (
+	calibItems itemSet = iota // the calibration sample, in CalibBatch batches
+	valItems                  // the val split, in EvalBatch batches
+)
+
+// batches calls fn with consecutive batches of a set preprocessed at resolution r, x being
+// [n,3,r,r]: slices of the resolution's cached tensors, or, for a resolution too large to
+// keep, tensors made batch by batch. Callers hold e.mu.
+func (e *SubnetEvaluator) batches(ctx context.Context, r int, set itemSet, fn func(x []float32, n int) error) error {
+	items, batch := e.val, e.cfg.EvalBatch
+	if set == calibItems {
+		items, batch = e.calib, e.cfg.CalibBatch
+	}
+	img := 3 * r * r
+	if e.fits(r) {
+		ts, err := e.tensorsFor(ctx, r)
+		if err != nil {
+			return err
+		}
+		all := ts.val
+		if set == calibItems {
+			all = ts.calib
+		}
+		for lo := 0; lo < len(items); lo += batch {
+			hi := min(lo+batch, len(items))
+			if err := fn(all[lo*img:hi*img], hi-lo); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	spec := e.cfg.spec(r)
+	buf := make([]float32, min(batch, len(items))*img)
+	for lo := 0; lo < len(items); lo += batch {
+		hi := min(lo+batch, len(items))
+		x := buf[:(hi-lo)*img]
+		if err := e.preprocess(spec, items[lo:hi], x); err != nil {
+			return fmt.Errorf("evaluator: preprocess at %d: %w", r, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(x, hi-lo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fits reports whether resolution r's tensors fit MaxTensorBytes.
+func (e *SubnetEvaluator) fits(r int) bool {
+	return 4*int64(3*r*r)*int64(len(e.calib)+len(e.val)) <= e.cfg.MaxTensorBytes
+}
+
+// preprocess fills dst with items preprocessed by spec, on the evaluator's workers.
+func (e *SubnetEvaluator) preprocess(spec preprocess.Spec, items []decodedItem, dst []float32) error {
+	img := spec.TensorLen()
+	workers := e.cfg.Workers
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(items); i += workers {
+				if err := spec.Tensor(items[i].img, dst[i*img:(i+1)*img]); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // tensorsFor returns the preprocessed calibration and val tensors at resolution r,
@@ -299,25 +428,7 @@ func (e *SubnetEvaluator) tensorsFor(ctx context.Context, r int) (*resTensors, e
 	spec := e.cfg.spec(r)
 	img := 3 * r * r
 	ts := &resTensors{calib: make([]float32, len(e.calib)*img), val: make([]float32, len(e.val)*img), used: e.clock}
-	build := func(items []decodedItem, dst []float32) error {
-		workers := runtime.GOMAXPROCS(0)
-		errs := make([]error, workers)
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := w; i < len(items); i += workers {
-					if err := spec.Tensor(items[i].img, dst[i*img:(i+1)*img]); err != nil {
-						errs[w] = err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		return errors.Join(errs...)
-	}
+	build := func(items []decodedItem, dst []float32) error { return e.preprocess(spec, items, dst) }
 	if err := build(e.calib, ts.calib); err != nil {
 		return nil, fmt.Errorf("evaluator: preprocess at %d: %w", r, err)
 	}

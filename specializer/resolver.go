@@ -24,8 +24,8 @@ type ResolverConfig struct {
 	Archive *task.Archive  // required: the measured subnets answers come from
 	// ArchivePath, if set, is where the archive is saved after each background measurement.
 	ArchivePath string
-	// Evaluator measures predicted answers in the background; nil: predictions are never
-	// measured (and stay in memory only).
+	// Evaluator measures candidates in the background; nil: no candidate is ever searched
+	// for, since only measured subnets are answers.
 	Evaluator Evaluator
 	// MeasureLatency, if set, fills LatencyMS of background measurements.
 	MeasureLatency func(ctx context.Context, arch supernet.Arch) (float64, error)
@@ -39,38 +39,83 @@ type ResolverConfig struct {
 	Gap        float64             // search when every bound exceeds the answer's cost by more than this share; default 0.10
 	PopSize    int                 // NSGA-II population; default 40
 	Seed       uint64
-	Queue      int          // background measurements waiting at most; default 16 (more are dropped)
+	Queue      int          // background searches and measurements waiting at most; default 16 (more are dropped)
 	Logger     *slog.Logger // nil: slog.Default()
 }
 
-// Resolver answers budgets for one task: the most accurate measured subnet that fits, or,
-// when every measured fit is far below the budget, the winner of a short constrained
-// NSGA-II search on an accuracy surrogate — returned only if its predicted accuracy beats
-// the measured fit, marked Predicted, and queued for measurement in the background (one
-// worker, de-duplicated) so later requests get the measured entry.
+// Answer is a budget's answer.
+type Answer struct {
+	// Entry is the most accurate measured subnet that fits the budget: what is served.
+	Entry task.Entry
+	// Pending, when set, is work under way in the background that may give the budget a
+	// better answer.
+	Pending *Pending
+}
+
+// Pending states.
+const (
+	// PendingSearching: a surrogate search looks for a subnet predicted to beat the answer.
+	PendingSearching = "searching"
+	// PendingMeasuring: such a subnet was found and is being measured; it replaces the
+	// answer if, and only if, it is measured better.
+	PendingMeasuring = "measuring"
+)
+
+// Pending is background work for a budget.
+type Pending struct {
+	State string `json:"state"` // PendingSearching or PendingMeasuring
+	// Candidate is the subnet being measured, its Top1 predicted (Predicted set); nil
+	// while searching.
+	Candidate *task.Entry `json:"candidate,omitempty"`
+}
+
+// Resolver answers budgets for one task, at once, with the most accurate measured subnet
+// that fits (Best). When every measured fit lies far below a budget, it starts a short
+// constrained NSGA-II search on an accuracy surrogate in the background; a winner
+// predicted to beat the answer is measured there too (one worker, de-duplicated by arch),
+// joins the archive, and from then on answers every budget it fits and beats — never
+// before it is measured, and never if measured worse. Answers report such pending work.
 //
-// Monotonicity: an answer is the maximum of the accuracies of a candidate set that fits
-// the budget — measured entries plus predictions found so far and not yet measured — and a
-// larger budget admits a superset, so at any moment accuracy never drops as a budget
-// grows; a search only adds candidates. (When a measurement replaces its prediction, the
-// measured accuracy applies from then on.)
+// Monotonicity: an answer is the maximum accuracy over the measured entries that fit the
+// budget, and a larger budget admits a superset, so at any moment accuracy never drops as
+// a budget grows.
 type Resolver struct {
 	cfg  ResolverConfig
 	log  *slog.Logger
-	lo   supernet.Counts
-	jobs chan task.Entry
+	jobs chan resolverJob
 	stop context.CancelFunc
 	done chan struct{}
 
-	mu        sync.Mutex
-	pool      map[string]task.Entry // predicted answers awaiting measurement
-	pending   map[string]bool       // queued or being measured
-	searched  map[string]int        // budget key -> archive length at its last search
-	model     surrogate.Model
-	modelRows int // archive rows the model was fitted on
-	searches  int
-	idle      *sync.Cond
-	busy      int // queued + running measurements
+	mu         sync.Mutex
+	budgets    map[string]*budgetWork    // by Budget.Key
+	candidates map[string]*candidateWork // by arch hash: queued or being measured
+	model      surrogate.Model
+	modelRows  int // archive rows the model was fitted on
+	searches   int
+	measures   int
+	idle       *sync.Cond
+	busy       int // queued + running jobs
+}
+
+// budgetWork is a budget's background state.
+type budgetWork struct {
+	b          Budget
+	searchedAt int // archive length at its last search; -1: never searched
+	state      string
+	candidate  string        // hash, while measuring
+	settled    chan struct{} // closed when the state goes back to idle
+}
+
+// candidateWork is a predicted subnet queued for measurement and the budgets awaiting it.
+type candidateWork struct {
+	entry   task.Entry
+	budgets []*budgetWork
+}
+
+// resolverJob is one unit of background work: a search for a budget or a measurement.
+type resolverJob struct {
+	search  *budgetWork
+	measure *candidateWork
 }
 
 // NewResolver fits the surrogate on the archive and starts the background worker; Close
@@ -97,15 +142,16 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	if cfg.SearchTime < 0 || cfg.Gap < 0 || cfg.PopSize < 2 || cfg.Queue < 1 {
 		return nil, fmt.Errorf("resolver: search time %v, gap %v, population %d, queue %d out of range", cfg.SearchTime, cfg.Gap, cfg.PopSize, cfg.Queue)
 	}
-	r := &Resolver{cfg: cfg, log: cfg.Logger, jobs: make(chan task.Entry, cfg.Queue), done: make(chan struct{}),
-		pool: map[string]task.Entry{}, pending: map[string]bool{}, searched: map[string]int{}}
+	r := &Resolver{cfg: cfg, log: cfg.Logger, jobs: make(chan resolverJob, cfg.Queue), done: make(chan struct{}),
+		budgets: map[string]*budgetWork{}, candidates: map[string]*candidateWork{}}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
 	r.idle = sync.NewCond(&r.mu)
-	r.lo, _ = CountArch(cfg.Spec, cfg.Spec.Smallest())
-	if err := r.refit(); err != nil {
-		r.log.Warn("resolver: no surrogate yet; answering from measured entries only", "err", err)
+	if cfg.Evaluator != nil {
+		if err := r.refit(); err != nil {
+			r.log.Warn("resolver: no surrogate yet; answering from measured entries only", "err", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
@@ -113,14 +159,14 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	return r, nil
 }
 
-// Close stops the background worker, abandoning queued measurements.
+// Close stops the background worker, abandoning queued work.
 func (r *Resolver) Close() {
 	r.stop()
 	<-r.done
 }
 
-// Wait blocks until no background measurement is queued or running, or ctx ends.
-func (r *Resolver) Wait(ctx context.Context) error {
+// WaitIdle blocks until no background work is queued or running, or ctx ends.
+func (r *Resolver) WaitIdle(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() {
 		r.mu.Lock()
 		r.idle.Broadcast()
@@ -138,11 +184,32 @@ func (r *Resolver) Wait(ctx context.Context) error {
 	return nil
 }
 
-// Searches counts the surrogate searches run so far.
+// Settled returns a channel closed once b has no background work pending (closed at once
+// when it has none).
+func (r *Resolver) Settled(b Budget) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if w := r.budgets[b.Key()]; w != nil && w.state != "" {
+		return w.settled
+	}
+	done := make(chan struct{})
+	close(done)
+	return done
+}
+
+// Searches counts the surrogate searches run so far; Measured the background
+// measurements.
 func (r *Resolver) Searches() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.searches
+}
+
+// Measured counts the candidates measured in the background so far.
+func (r *Resolver) Measured() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.measures
 }
 
 // refit fits the surrogate on the measured archive entries when they changed.
@@ -188,46 +255,164 @@ func (r *Resolver) refit() error {
 	return nil
 }
 
-// Resolve answers a budget (see Resolver). Errors are ErrEmptyArchive or *RangeError from
-// Best; a failed search is logged and the measured answer returned.
-func (r *Resolver) Resolve(ctx context.Context, b Budget) (task.Entry, error) {
+// Resolve answers a budget at once (see Resolver), starting a background search when the
+// budget deserves one. Errors are ErrEmptyArchive or *RangeError from Best.
+func (r *Resolver) Resolve(ctx context.Context, b Budget) (Answer, error) {
 	entries := r.cfg.Archive.Snapshot()
 	best, err := Best(entries, b)
 	if err != nil {
-		return task.Entry{}, err
+		return Answer{}, err
 	}
 	r.mu.Lock()
-	ans := best
-	for _, p := range r.pool {
-		// A prediction replaces a measurement only by claiming more, never on a tie.
-		if b.Fits(p) && (p.Top1 > ans.Top1 || (ans.Predicted && better(p, ans))) {
-			ans = p
+	defer r.mu.Unlock()
+	key := b.Key()
+	w := r.budgets[key]
+	if w == nil {
+		w = &budgetWork{b: b, searchedAt: -1}
+	}
+	if w.state == "" && r.worthSearching(b, best, entries, w) {
+		select {
+		case r.jobs <- resolverJob{search: w}:
+			r.track(key, w)
+			w.state, w.settled = PendingSearching, make(chan struct{})
+			r.busy++
+		default: // queue full: a later request asks again
 		}
 	}
-	model := r.model
-	key := b.Key()
-	last, seen := r.searched[key]
-	r.mu.Unlock()
-	if model == nil || !r.farBelow(b, ans) || r.measuredNear(b, entries) || (seen && last == len(entries)) {
-		return ans, nil
+	ans := Answer{Entry: best}
+	switch w.state {
+	case PendingSearching:
+		ans.Pending = &Pending{State: PendingSearching}
+	case PendingMeasuring:
+		if c := r.candidates[w.candidate]; c != nil {
+			e := c.entry
+			ans.Pending = &Pending{State: PendingMeasuring, Candidate: &e}
+		}
 	}
-	if b.LatencyMS > 0 && r.cfg.Latency == nil {
-		return ans, nil
+	return ans, nil
+}
+
+// maxTrackedBudgets bounds the budgets whose last search the resolver remembers; beyond
+// it the settled ones are forgotten (and may be searched again), so that a flood of
+// distinct budgets cannot grow memory.
+const maxTrackedBudgets = 4096
+
+// track remembers budget work under key. Callers hold r.mu.
+func (r *Resolver) track(key string, w *budgetWork) {
+	if _, ok := r.budgets[key]; !ok && len(r.budgets) >= maxTrackedBudgets {
+		for k, old := range r.budgets {
+			if old.state == "" {
+				delete(r.budgets, k)
+			}
+		}
 	}
-	w, ok, err := r.search(ctx, b, model, entries)
+	r.budgets[key] = w
+}
+
+// worthSearching reports whether a search may find b something better than best: a
+// surrogate and a way to measure exist, every measured fit lies far below b, nothing
+// measured lies near it, and the archive changed since b's last search. Callers hold r.mu.
+func (r *Resolver) worthSearching(b Budget, best task.Entry, entries []task.Entry, w *budgetWork) bool {
+	switch {
+	case r.cfg.Evaluator == nil || r.model == nil:
+		return false
+	case b.LatencyMS > 0 && r.cfg.Latency == nil:
+		return false
+	case w.searchedAt == len(entries):
+		return false
+	}
+	return r.farBelow(b, best) && !r.measuredNear(b, entries)
+}
+
+func (r *Resolver) worker(ctx context.Context) {
+	defer close(r.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-r.jobs:
+			if j.search != nil {
+				r.runSearch(ctx, j.search)
+			} else {
+				r.runMeasure(ctx, j.measure)
+			}
+			r.mu.Lock()
+			r.busy--
+			r.idle.Broadcast()
+			r.mu.Unlock()
+		}
+	}
+}
+
+// runSearch searches for budget w and queues its winner's measurement when the winner is
+// predicted to beat the measured answer.
+func (r *Resolver) runSearch(ctx context.Context, w *budgetWork) {
+	entries := r.cfg.Archive.Snapshot()
 	r.mu.Lock()
-	r.searched[key] = len(entries)
-	r.searches++
+	model := r.model
 	r.mu.Unlock()
+	best, err := Best(entries, w.b)
+	var win task.Entry
+	found := false
+	if err == nil {
+		win, found, err = r.search(ctx, w.b, model, entries)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w.searchedAt = len(entries)
+	r.searches++
 	if err != nil {
-		r.log.Warn("resolver: surrogate search failed", "budget", key, "err", err)
-		return ans, nil
+		if ctx.Err() == nil {
+			r.log.Warn("resolver: surrogate search failed", "budget", w.b.Key(), "err", err)
+		}
+		r.settleLocked(w)
+		return
 	}
-	if !ok || w.Top1 <= ans.Top1 {
-		return ans, nil
+	if !found || win.Top1 <= best.Top1 {
+		r.settleLocked(w)
+		return
 	}
-	r.enqueue(w)
-	return w, nil
+	c := r.candidates[win.Hash]
+	if c == nil {
+		c = &candidateWork{entry: win}
+		select {
+		case r.jobs <- resolverJob{measure: c}:
+			r.candidates[win.Hash] = c
+			r.busy++
+		default: // queue full: a later request searches again
+			w.searchedAt = -1
+			r.settleLocked(w)
+			return
+		}
+	}
+	c.budgets = append(c.budgets, w)
+	w.state, w.candidate = PendingMeasuring, win.Hash
+}
+
+// runMeasure measures a candidate into the archive and settles the budgets awaiting it.
+func (r *Resolver) runMeasure(ctx context.Context, c *candidateWork) {
+	err := r.measure(ctx, c.entry)
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("resolver: background measurement failed", "hash", c.entry.Hash, "err", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		r.measures++
+	}
+	delete(r.candidates, c.entry.Hash)
+	for _, w := range c.budgets {
+		r.settleLocked(w)
+	}
+}
+
+// settleLocked returns a budget to idle and wakes its waiters. Callers hold r.mu.
+func (r *Resolver) settleLocked(w *budgetWork) {
+	if w.state == "" {
+		return
+	}
+	w.state, w.candidate = "", ""
+	close(w.settled)
 }
 
 // measuredNear reports whether a measured entry fits b without being far below it: the
@@ -369,43 +554,6 @@ func (r *Resolver) violation(b Budget, a supernet.Arch, madds float64) float64 {
 		}
 	}
 	return v
-}
-
-// enqueue pools a predicted answer and queues its measurement once.
-func (r *Resolver) enqueue(e task.Entry) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.pool[e.Hash] = e
-	if r.cfg.Evaluator == nil || r.pending[e.Hash] {
-		return
-	}
-	select {
-	case r.jobs <- e:
-		r.pending[e.Hash] = true
-		r.busy++
-	default: // queue full: a later request queues it again
-	}
-}
-
-func (r *Resolver) worker(ctx context.Context) {
-	defer close(r.done)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e := <-r.jobs:
-			err := r.measure(ctx, e)
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("resolver: background measurement failed", "hash", e.Hash, "err", err)
-			}
-			r.mu.Lock()
-			delete(r.pending, e.Hash)
-			delete(r.pool, e.Hash) // measured, or unmeasurable: stop serving the prediction
-			r.busy--
-			r.idle.Broadcast()
-			r.mu.Unlock()
-		}
-	}
 }
 
 func (r *Resolver) measure(ctx context.Context, p task.Entry) error {

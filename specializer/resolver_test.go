@@ -3,6 +3,7 @@ package specializer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"sort"
@@ -59,31 +60,84 @@ func sparseArchive(t testing.TB, spec *supernet.Spec, n int) *task.Archive {
 	return a
 }
 
-// sweep resolves budgets in ascending order and checks fit and monotonicity.
-func sweep(t *testing.T, r *Resolver, budgets []Budget) []task.Entry {
+// sweep resolves budgets in ascending order and checks that every answer is measured,
+// fits, and never less accurate than a smaller budget's.
+func sweep(t *testing.T, r *Resolver, budgets []Budget) []Answer {
 	t.Helper()
-	out := make([]task.Entry, len(budgets))
+	out := make([]Answer, len(budgets))
 	for i, b := range budgets {
-		e, err := r.Resolve(context.Background(), b)
+		a, err := r.Resolve(context.Background(), b)
 		if err != nil {
 			t.Fatalf("budget %s: %v", b.Key(), err)
 		}
-		if !b.Fits(e) {
-			t.Fatalf("budget %s: answer %d MAdds, %d params does not fit", b.Key(), e.MAdds, e.Params)
+		e := a.Entry
+		if e.Predicted || !b.Fits(e) {
+			t.Fatalf("budget %s: answer %d MAdds, %d params, predicted %v: not a measured fit", b.Key(), e.MAdds, e.Params, e.Predicted)
 		}
-		if i > 0 && e.Top1 < out[i-1].Top1 {
-			t.Fatalf("accuracy dropped from %.4f to %.4f as the budget grew to %s", out[i-1].Top1, e.Top1, b.Key())
+		if i > 0 && e.Top1 < out[i-1].Entry.Top1 {
+			t.Fatalf("accuracy dropped from %.4f to %.4f as the budget grew to %s", out[i-1].Entry.Top1, e.Top1, b.Key())
 		}
-		out[i] = e
+		out[i] = a
 	}
 	return out
 }
 
+// settle waits until no budget of budgets is still being searched for.
+func settle(t *testing.T, r *Resolver, budgets []Budget) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for _, b := range budgets {
+		for {
+			a, err := r.Resolve(context.Background(), b)
+			if err != nil || a.Pending == nil || a.Pending.State != PendingSearching {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("budget %s still searching after a minute", b.Key())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// scripted measures each candidate at its prediction plus a fixed shift, better or worse
+// by the hash's first digit, so that a test knows which candidates must win.
+type scripted struct {
+	*gated
+	mu        sync.Mutex
+	predicted map[string]float64
+}
+
+func (s *scripted) shift(hash string) float64 {
+	if hash[0] < '8' {
+		return +0.01 // measured better than predicted
+	}
+	return -0.5 // measured far worse than anything
+}
+
+func (s *scripted) Evaluate(ctx context.Context, a supernet.Arch) (task.Entry, error) {
+	e, err := s.gated.Evaluate(ctx, a)
+	if err != nil {
+		return e, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.predicted[e.Hash]
+	if !ok {
+		return e, fmt.Errorf("measured %s, which no answer announced as a candidate", e.Hash[:12])
+	}
+	e.Top1 = max(0, p+s.shift(e.Hash))
+	return e, nil
+}
+
+// TestResolverSweep: answers are immediate and measured; a budget far above its best fit
+// announces a search, then a candidate; once measured, a candidate measured better becomes
+// the answer of the budgets it fits and beats, one measured worse never does.
 func TestResolverSweep(t *testing.T) {
 	spec := supernet.OFAMobileNetV3(1.0, 10)
 	arch := sparseArchive(t, spec, 24)
 	path := filepath.Join(t.TempDir(), "archive.json")
-	ev := newGated(&synthetic{spec: spec})
+	ev := &scripted{gated: newGated(&synthetic{spec: spec}), predicted: map[string]float64{}}
 	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, ArchivePath: path, Evaluator: ev, Seed: 1,
 		SearchTime: 100 * time.Millisecond, Queue: 64})
 	if err != nil {
@@ -100,71 +154,128 @@ func TestResolverSweep(t *testing.T) {
 		}
 		budgets = append(budgets, b)
 	}
-	// Measurements held back: the whole sweep sees the same measured archive.
+	before := arch.Len()
 	first := sweep(t, r, budgets)
-	predicted := map[string]task.Entry{}
-	for i, e := range first {
-		if e.Predicted {
-			predicted[e.Hash] = e
-			measuredBest, _ := Best(arch.Snapshot(), budgets[i])
-			if e.Top1 <= measuredBest.Top1 {
-				t.Fatalf("predicted answer %.4f does not beat the measured fit %.4f", e.Top1, measuredBest.Top1)
-			}
+	searching := 0
+	for _, a := range first {
+		if a.Pending != nil && a.Pending.State == PendingSearching {
+			searching++
 		}
 	}
-	t.Logf("first sweep: %d searches, %d distinct predicted answers", r.Searches(), len(predicted))
-	if len(predicted) == 0 {
-		t.Fatal("no budget got a predicted answer; the sparse archive leaves wide gaps")
+	if searching == 0 {
+		t.Fatal("no budget started a search; the sparse archive leaves wide gaps")
 	}
-	// Below everything: a RangeError.
-	var re *RangeError
-	if _, err := r.Resolve(context.Background(), Budget{MAdds: lo.MAdds - 1}); !errors.As(err, &re) {
-		t.Fatalf("budget below the smallest subnet: %v", err)
+	// Measurements held back: the searches finish and announce their candidates.
+	settle(t, r, budgets)
+	announced := sweep(t, r, budgets)
+	candidates := map[string]task.Entry{}
+	for i, a := range announced {
+		if a.Entry.Hash != first[i].Entry.Hash {
+			t.Fatalf("budget %s: the answer changed before anything was measured", budgets[i].Key())
+		}
+		if a.Pending == nil {
+			continue
+		}
+		c := a.Pending.Candidate
+		if a.Pending.State != PendingMeasuring || c == nil || !c.Predicted || !budgets[i].Fits(*c) || c.Top1 <= a.Entry.Top1 {
+			t.Fatalf("budget %s: pending %+v does not announce a fitting candidate predicted to beat %.4f", budgets[i].Key(), a.Pending, a.Entry.Top1)
+		}
+		candidates[c.Hash] = *c
+	}
+	if len(candidates) == 0 {
+		t.Fatal("no search found a candidate")
+	}
+	ev.mu.Lock()
+	wins, losses := 0, 0
+	for h, c := range candidates {
+		ev.predicted[h] = c.Top1
+		if ev.shift(h) > 0 {
+			wins++
+		} else {
+			losses++
+		}
+	}
+	ev.mu.Unlock()
+	t.Logf("%d budgets searched, %d candidates (%d to be measured better, %d worse)", r.Searches(), len(candidates), wins, losses)
+	if arch.Len() != before {
+		t.Fatal("the archive grew before any measurement was allowed")
 	}
 
-	// Let the background worker measure them.
 	ev.release()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := r.Wait(ctx); err != nil {
+	for _, b := range budgets {
+		select {
+		case <-r.Settled(b):
+		case <-ctx.Done():
+			t.Fatalf("budget %s never settled", b.Key())
+		}
+	}
+	if err := r.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
 	saved, err := task.LoadArchive(path, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for h := range predicted {
-		e, ok := saved.Lookup(h)
-		if !ok || e.Predicted || e.Source != SourceResolve {
-			t.Fatalf("predicted answer %s not measured into the saved archive: %+v %v", h[:12], e, ok)
-		}
-	}
-	// Served as measured now: the same budgets see the measured entries.
-	ev.shut()
+	ev.shut() // any search the next sweep starts stays pending
 	second := sweep(t, r, budgets)
-	servedMeasured := 0
-	for i, e := range second {
-		if p, ok := predicted[first[i].Hash]; ok {
-			m, _ := arch.Lookup(p.Hash)
-			if e.Top1 < m.Top1 {
-				t.Fatalf("budget %s: answer %.4f below the measured %.4f of the earlier prediction", budgets[i].Key(), e.Top1, m.Top1)
+	replaced, kept := 0, 0
+	for i, a := range announced {
+		if a.Pending == nil {
+			continue
+		}
+		c := a.Pending.Candidate
+		m, ok := saved.Lookup(c.Hash)
+		if !ok || m.Predicted || m.Source != SourceResolve {
+			t.Fatalf("candidate %s not measured into the saved archive: %+v %v", c.Hash[:12], m, ok)
+		}
+		got := second[i].Entry
+		if m.Top1 > a.Entry.Top1 {
+			if got.Top1 < m.Top1 {
+				t.Fatalf("budget %s: answer %.4f below its candidate measured at %.4f", budgets[i].Key(), got.Top1, m.Top1)
 			}
-			if e.Hash == p.Hash && !e.Predicted {
-				servedMeasured++
+			replaced++
+		} else {
+			if got.Hash == c.Hash {
+				t.Fatalf("budget %s: candidate measured worse (%.4f < %.4f) became the answer", budgets[i].Key(), m.Top1, a.Entry.Top1)
 			}
+			kept++
 		}
 	}
-	t.Logf("second sweep: %d answers are earlier predictions now served as measured", servedMeasured)
-	if servedMeasured == 0 {
-		t.Fatal("no earlier prediction was served as measured")
+	t.Logf("after measuring: %d answers replaced by better candidates, %d kept over worse ones", replaced, kept)
+	if replaced == 0 || kept == 0 {
+		t.Fatalf("the scripted measurements exercise one side only (%d replaced, %d kept)", replaced, kept)
+	}
+	// Below everything: a RangeError.
+	var re *RangeError
+	if _, err := r.Resolve(context.Background(), Budget{MAdds: lo.MAdds - 1}); !errors.As(err, &re) {
+		t.Fatalf("budget below the smallest subnet: %v", err)
 	}
 	ev.release()
+}
+
+// TestResolverWithoutEvaluator: a resolver that cannot measure never searches: answers are
+// measured entries with nothing pending.
+func TestResolverWithoutEvaluator(t *testing.T) {
+	spec := supernet.OFAMobileNetV3(1.0, 10)
+	arch := sparseArchive(t, spec, 24)
+	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, hi := Range(arch.Snapshot())
+	a, err := r.Resolve(context.Background(), Budget{MAdds: hi.MAdds * 10})
+	if err != nil || a.Pending != nil || r.Searches() != 0 {
+		t.Fatalf("answer %+v, %v after %d searches; want a measured answer and no search", a.Pending, err, r.Searches())
+	}
 }
 
 func TestResolverNoSearchNearBudget(t *testing.T) {
 	spec := supernet.OFAMobileNetV3(1.0, 10)
 	arch := sparseArchive(t, spec, 30)
-	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, Seed: 1})
+	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, Seed: 1, Evaluator: &synthetic{spec: spec}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,48 +283,66 @@ func TestResolverNoSearchNearBudget(t *testing.T) {
 	// A budget exactly at a measured entry's cost: the best fit is within the gap.
 	es := arch.Snapshot()
 	sort.Slice(es, func(i, j int) bool { return es[i].Top1 > es[j].Top1 })
-	e, err := r.Resolve(context.Background(), Budget{MAdds: es[0].MAdds})
-	if err != nil || e.Predicted || e.Hash != es[0].Hash || r.Searches() != 0 {
-		t.Fatalf("got %+v, %v after %d searches; want the measured best without searching", e.Hash, err, r.Searches())
+	a, err := r.Resolve(context.Background(), Budget{MAdds: es[0].MAdds})
+	if err != nil || a.Entry.Hash != es[0].Hash || a.Pending != nil {
+		t.Fatalf("got %+v (pending %+v), %v; want the measured best with nothing pending", a.Entry.Hash, a.Pending, err)
+	}
+	r.WaitIdle(context.Background())
+	if r.Searches() != 0 {
+		t.Fatalf("%d searches for a budget at a measured entry", r.Searches())
 	}
 	if _, err := (&Resolver{cfg: ResolverConfig{Spec: spec, Archive: &task.Archive{}}}).Resolve(context.Background(), Budget{MAdds: 1}); !errors.Is(err, ErrEmptyArchive) {
 		t.Fatalf("empty archive: %v", err)
 	}
 }
 
-func BenchmarkResolveCold(b *testing.B) {
+// TestResolverForgetsSettledBudgets: a flood of distinct budgets keeps the resolver's
+// memory of them bounded.
+func TestResolverForgetsSettledBudgets(t *testing.T) {
+	spec := supernet.OFAMobileNetV3(1.0, 10)
+	arch := sparseArchive(t, spec, 24)
+	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, Seed: 1, Evaluator: &synthetic{spec: spec}, Queue: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := range 2 * maxTrackedBudgets {
+		r.mu.Lock()
+		r.track(fmt.Sprint(i), &budgetWork{searchedAt: 1})
+		n := len(r.budgets)
+		r.mu.Unlock()
+		if n > maxTrackedBudgets {
+			t.Fatalf("%d budgets remembered, at most %d", n, maxTrackedBudgets)
+		}
+	}
+}
+
+// BenchmarkResolve times answers to fresh budgets between archive points: the request's
+// share of resolution (searches run in the background).
+func BenchmarkResolve(b *testing.B) {
 	spec := supernet.OFAMobileNetV3(1.0, 1000)
 	arch := sparseArchive(b, spec, 60)
-	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, Seed: 1})
+	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, Seed: 1, Evaluator: newGated(&synthetic{spec: spec})})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer r.Close()
 	lo, hi := Range(arch.Snapshot())
 	rng := rand.New(rand.NewPCG(1, 1))
-	var times, searched []float64
+	var times []float64
 	b.ResetTimer()
 	for b.Loop() {
 		// A fresh budget between archive points each time, so nothing is memoised.
 		bud := Budget{MAdds: lo.MAdds + (hi.MAdds-lo.MAdds)/4 + rng.Int64N((hi.MAdds-lo.MAdds)/2)}
-		n := r.Searches()
 		t0 := time.Now()
 		if _, err := r.Resolve(context.Background(), bud); err != nil {
 			b.Fatal(err)
 		}
-		ms := float64(time.Since(t0).Microseconds()) / 1000
-		times = append(times, ms)
-		if r.Searches() > n {
-			searched = append(searched, ms)
-		}
+		times = append(times, float64(time.Since(t0).Microseconds())/1000)
 	}
 	sort.Float64s(times)
 	b.ReportMetric(times[len(times)/2], "p50-ms")
-	if len(searched) > 0 {
-		sort.Float64s(searched)
-		b.ReportMetric(searched[len(searched)/2], "p50-searched-ms")
-	}
-	b.ReportMetric(float64(r.Searches())/float64(len(times)), "searches/op")
+	b.ReportMetric(times[len(times)*99/100], "p99-ms")
 }
 
 // wild is a surrogate that predicts far beyond any measurement.
@@ -230,7 +359,7 @@ func (wild) Predict(X [][]float64) []float64 {
 }
 
 // TestResolverCapsPredictions: a surrogate predicting 300 % top-1 must not reach a client;
-// a predicted answer claims at most the best accuracy measured.
+// a candidate claims at most the best accuracy measured.
 func TestResolverCapsPredictions(t *testing.T) {
 	spec := supernet.OFAMobileNetV3(1.0, 10)
 	arch := sparseArchive(t, spec, 20)
@@ -238,21 +367,36 @@ func TestResolverCapsPredictions(t *testing.T) {
 	for _, e := range arch.Snapshot() {
 		ceiling = max(ceiling, e.Top1)
 	}
+	ev := newGated(&synthetic{spec: spec})
+	defer ev.release()
 	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, Seed: 1, SearchTime: 100 * time.Millisecond,
-		Surrogate: func() surrogate.Model { return wild{} }})
+		Surrogate: func() surrogate.Model { return wild{} }, Evaluator: ev})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	lo, hi := Range(arch.Snapshot())
-	for _, m := range []int64{lo.MAdds + (hi.MAdds-lo.MAdds)/3, hi.MAdds} {
-		e, err := r.Resolve(context.Background(), Budget{MAdds: m})
+	var budgets []Budget
+	for i := range 10 {
+		budgets = append(budgets, Budget{MAdds: lo.MAdds + (hi.MAdds-lo.MAdds)*int64(i+1)/10})
+	}
+	sweep(t, r, budgets)
+	settle(t, r, budgets)
+	seen := 0
+	for _, b := range budgets {
+		a, err := r.Resolve(context.Background(), b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Top1 > ceiling || e.Top1 < 0 {
-			t.Fatalf("budget %d: answer claims %.3f, best measured %.3f", m, e.Top1, ceiling)
+		if a.Pending != nil && a.Pending.Candidate != nil {
+			seen++
+			if c := a.Pending.Candidate.Top1; c > ceiling || c < 0 {
+				t.Fatalf("budget %d: candidate claims %.3f, best measured %.3f", b.MAdds, c, ceiling)
+			}
 		}
+	}
+	if seen == 0 {
+		t.Fatal("the wild surrogate announced no candidate")
 	}
 }
 
@@ -278,16 +422,19 @@ func TestResolverNoSearchWhereMeasured(t *testing.T) {
 		t.Fatal("the sample has no budget far above its best fit")
 	}
 	resolve := func(a *task.Archive) (task.Entry, int) {
-		r, err := NewResolver(ResolverConfig{Spec: spec, Archive: a, Seed: 1})
+		ev := newGated(&synthetic{spec: spec})
+		defer ev.release()
+		r, err := NewResolver(ResolverConfig{Spec: spec, Archive: a, Seed: 1, Evaluator: ev})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		e, err := r.Resolve(context.Background(), b)
+		ans, err := r.Resolve(context.Background(), b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return e, r.Searches()
+		settle(t, r, []Budget{b})
+		return ans.Entry, r.Searches()
 	}
 	if _, n := resolve(arch); n != 1 {
 		t.Fatalf("%d searches for a budget far above its best fit, want 1", n)

@@ -63,11 +63,14 @@ func toCPU(a Act) cpu.Act {
 
 // Compile prepares the subnet for inference with BatchNorm folded into each convolution
 // (w·γ/√(σ²+ε), β−μ·γ/√(σ²+ε)). Later changes to the subnet are not seen.
-func (n *Subnet) Compile() *Net { return n.compile(false) }
+func (n *Subnet) Compile() *Net { return n.compile(false, runtime.GOMAXPROCS(0)) }
 
-func (n *Subnet) compile(calibrate bool) *Net {
+// CompileOn is Compile for forward passes on at most workers cores.
+func (n *Subnet) CompileOn(workers int) *Net { return n.compile(false, max(1, workers)) }
+
+func (n *Subnet) compile(calibrate bool, workers int) *Net {
 	net := &Net{classes: n.Classifier.Out, padding: n.Padding, cls: n.Classifier,
-		workers: runtime.GOMAXPROCS(0), calibrate: calibrate}
+		workers: workers, calibrate: calibrate}
 	op := func(l *ConvLayer) convOp {
 		o := convOp{l: l, w: l.Weight, b: l.Bias, act: toCPU(l.Act)}
 		if l.BN == nil {
@@ -237,7 +240,7 @@ func (m *Net) conv(o *convOp, x []float32, n, c, h, w int, ws *workspace, dst, w
 	}
 	cpu.ConvForwardScratch(g, x, o.w, o.b, act, y, ws.get(scratchSlot, g.ScratchSize()))
 	if o.bn != nil {
-		batchNorm(o, y, n, l.Out, oh*ow)
+		batchNorm(o, y, n, l.Out, oh*ow, workers)
 		cpu.Apply(o.act, y)
 	}
 	return y, l.Out, oh, ow
@@ -249,7 +252,7 @@ func (m *Net) dense(o *convOp, x []float32, n, c int) ([]float32, int) {
 	y := make([]float32, n*l.Out)
 	fcForward(n, c, l.Out, x, o.w, o.b, y)
 	if o.bn != nil {
-		batchNorm(o, y, n, l.Out, 1)
+		batchNorm(o, y, n, l.Out, 1, m.workers)
 	}
 	cpu.Apply(o.act, y)
 	return y, l.Out
@@ -285,16 +288,18 @@ func applySE(se *SE, x []float32, n, c, hw int) {
 // batchNorm normalises y [n,c,hw] with its own batch statistics (mean and biased variance
 // per channel), records them, and applies the affine parameters: BatchNorm as OFA's
 // set_running_statistics runs it.
-func batchNorm(o *convOp, y []float32, n, c, hw int) {
+func batchNorm(o *convOp, y []float32, n, c, hw, workers int) {
+	mean := make([]float64, c)
+	vari := make([]float64, c)
+	channelMoments(y, n, c, hw, mean, vari, workers)
 	scale := make([]float32, c)
 	shift := make([]float32, c)
 	for ch := range c {
-		mean, vari := ChannelMoments(y, n, c, hw, ch)
-		o.stats.mean[ch] += mean * float64(n)
-		o.stats.vari[ch] += vari * float64(n)
-		inv := float64(o.bn.Weight[ch]) / math.Sqrt(vari+o.bn.Eps)
+		o.stats.mean[ch] += mean[ch] * float64(n)
+		o.stats.vari[ch] += vari[ch] * float64(n)
+		inv := float64(o.bn.Weight[ch]) / math.Sqrt(vari[ch]+o.bn.Eps)
 		scale[ch] = float32(inv)
-		shift[ch] = float32(float64(o.bn.Bias[ch]) - mean*inv)
+		shift[ch] = float32(float64(o.bn.Bias[ch]) - mean[ch]*inv)
 	}
 	o.stats.count += n
 	cpu.ChannelAffine(n, c, hw, y, scale, shift)
@@ -307,7 +312,13 @@ type Batches func(ctx context.Context, fn func(x []float32, batch, h, w int) err
 // set_running_statistics semantics: each batch is normalised with its own mean and biased
 // variance, and the new statistics are the batch-size-weighted averages of those.
 func (n *Subnet) Recalibrate(ctx context.Context, batches Batches) error {
-	net := n.compile(true)
+	return n.RecalibrateOn(ctx, batches, runtime.GOMAXPROCS(0))
+}
+
+// RecalibrateOn is Recalibrate on at most workers cores (the result does not depend on
+// their number).
+func (n *Subnet) RecalibrateOn(ctx context.Context, batches Batches, workers int) error {
+	net := n.compile(true, max(1, workers))
 	// This net dies with the call. Its pooled activation buffers (hundreds of MB at large
 	// batches) would otherwise outlive it by two garbage collections in sync.Pool's victim
 	// cache, and hold the collector's goal high meanwhile.
@@ -367,4 +378,100 @@ func ChannelMoments(y []float32, n, c, hw, ch int) (mean, variance float64) {
 		}
 	}
 	return mean, ss / cnt
+}
+
+// momentLanes is how many channels channelMoments sums side by side.
+const momentLanes = 8
+
+// channelMoments is ChannelMoments for every channel, bit for bit: each channel's sums
+// run in the same order, but momentLanes channels at a time (independent additions keep
+// the FPU busy where one channel's chain of dependent additions would wait on each) and
+// spread over workers goroutines.
+func channelMoments(y []float32, n, c, hw int, mean, variance []float64, workers int) {
+	groups := (c + momentLanes - 1) / momentLanes
+	work := func(lo, hi int) {
+		rows := make([][]float32, momentLanes)
+		for g := lo; g < hi; g++ {
+			ch := g * momentLanes
+			if ch+momentLanes > c {
+				for ; ch < c; ch++ {
+					mean[ch], variance[ch] = ChannelMoments(y, n, c, hw, ch)
+				}
+				continue
+			}
+			laneMoments(y, n, c, hw, ch, mean, variance, rows)
+		}
+	}
+	workers = max(1, min(workers, groups, n*c*hw/(1<<16)+1))
+	if workers == 1 {
+		work(0, groups)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work(w*groups/workers, (w+1)*groups/workers)
+		}()
+	}
+	wg.Wait()
+}
+
+// laneMoments computes channels ch … ch+7 as ChannelMoments does, interleaved; rows is
+// scratch for momentLanes row slices.
+func laneMoments(y []float32, n, c, hw, ch int, mean, variance []float64, rows [][]float32) {
+	var s [momentLanes]float64
+	for i := range n {
+		for l := range rows {
+			rows[l] = y[(i*c+ch+l)*hw : (i*c+ch+l+1)*hw]
+		}
+		r0, r1, r2, r3, r4, r5, r6, r7 := rows[0], rows[1][:hw], rows[2][:hw], rows[3][:hw], rows[4][:hw], rows[5][:hw], rows[6][:hw], rows[7][:hw]
+		s0, s1, s2, s3, s4, s5, s6, s7 := s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
+		for j := range r0 {
+			s0 += float64(r0[j])
+			s1 += float64(r1[j])
+			s2 += float64(r2[j])
+			s3 += float64(r3[j])
+			s4 += float64(r4[j])
+			s5 += float64(r5[j])
+			s6 += float64(r6[j])
+			s7 += float64(r7[j])
+		}
+		s = [momentLanes]float64{s0, s1, s2, s3, s4, s5, s6, s7}
+	}
+	cnt := float64(n * hw)
+	var m, q [momentLanes]float64
+	for l := range m {
+		m[l] = s[l] / cnt
+	}
+	for i := range n {
+		for l := range rows {
+			rows[l] = y[(i*c+ch+l)*hw : (i*c+ch+l+1)*hw]
+		}
+		r0, r1, r2, r3, r4, r5, r6, r7 := rows[0], rows[1][:hw], rows[2][:hw], rows[3][:hw], rows[4][:hw], rows[5][:hw], rows[6][:hw], rows[7][:hw]
+		q0, q1, q2, q3, q4, q5, q6, q7 := q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]
+		for j := range r0 {
+			d0 := float64(r0[j]) - m[0]
+			d1 := float64(r1[j]) - m[1]
+			d2 := float64(r2[j]) - m[2]
+			d3 := float64(r3[j]) - m[3]
+			d4 := float64(r4[j]) - m[4]
+			d5 := float64(r5[j]) - m[5]
+			d6 := float64(r6[j]) - m[6]
+			d7 := float64(r7[j]) - m[7]
+			q0 += d0 * d0
+			q1 += d1 * d1
+			q2 += d2 * d2
+			q3 += d3 * d3
+			q4 += d4 * d4
+			q5 += d5 * d5
+			q6 += d6 * d6
+			q7 += d7 * d7
+		}
+		q = [momentLanes]float64{q0, q1, q2, q3, q4, q5, q6, q7}
+	}
+	for l := range m {
+		mean[ch+l], variance[ch+l] = m[l], q[l]/cnt
+	}
 }

@@ -33,9 +33,12 @@ type Entry struct {
 	// selection for reporting only; nil when not measured.
 	TestTop1 *float64 `json:"test_top1,omitempty"`
 	// Predicted marks accuracies that come from a surrogate, not a measurement.
-	Predicted bool   `json:"predicted,omitempty"`
-	Source    string `json:"source,omitempty"` // how it entered: initial, search, resolve, ...
-	Iteration int    `json:"iteration,omitempty"`
+	Predicted bool `json:"predicted,omitempty"`
+	// Calibration, when set, is how its BatchNorm statistics were rebuilt when not as the
+	// task's (all its calibration images in CalibBatch batches).
+	Calibration *Calibration `json:"calibration,omitempty"`
+	Source      string       `json:"source,omitempty"` // how it entered: initial, search, resolve, ...
+	Iteration   int          `json:"iteration,omitempty"`
 }
 
 // Archive is a task's record of evaluated subnets. Methods are safe for concurrent use.

@@ -1,7 +1,10 @@
 package task
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,12 +31,19 @@ const CalibBatch = 64
 // ReadCalib decodes the .jpg/.jpeg/.png files of dir in name order. A missing folder is no
 // calibration set.
 func ReadCalib(dir string) ([]*preprocess.RGB, error) {
+	imgs, _, err := readCalib(dir)
+	return imgs, err
+}
+
+// readCalib is ReadCalib also returning a digest of the files' names and bytes ("none"
+// for no folder).
+func readCalib(dir string) ([]*preprocess.RGB, string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, "none", nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var names []string
 	for _, e := range entries {
@@ -43,30 +53,63 @@ func ReadCalib(dir string) ([]*preprocess.RGB, error) {
 		}
 	}
 	if len(names) > maxCalibImages {
-		return nil, fmt.Errorf("%s: %d images, more than %d", dir, len(names), maxCalibImages)
+		return nil, "", fmt.Errorf("%s: %d images, more than %d", dir, len(names), maxCalibImages)
 	}
 	sort.Strings(names)
 	imgs := make([]*preprocess.RGB, len(names))
+	digest := sha256.New()
 	for i, n := range names {
-		f, err := os.Open(filepath.Join(dir, n))
+		data, err := os.ReadFile(filepath.Join(dir, n))
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		imgs[i], err = preprocess.Decode(f, preprocess.Limits{})
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, n), err)
+		sum := sha256.Sum256(data)
+		fmt.Fprintf(digest, "%s %x\n", n, sum)
+		if imgs[i], err = preprocess.Decode(bytes.NewReader(data), preprocess.Limits{}); err != nil {
+			return nil, "", fmt.Errorf("%s: %w", filepath.Join(dir, n), err)
 		}
 	}
-	return imgs, nil
+	return imgs, hex.EncodeToString(digest.Sum(nil)), nil
 }
 
-// CalibBatches feeds images, preprocessed at resolution r with spec p, in batches.
+// Calibration is a recipe for rebuilding BatchNorm statistics on a task's calibration
+// images: Images of them, evenly spaced (CalibSample; 0: all), in batches of Batch (0:
+// CalibBatch). The zero value is the task's own recipe, the archive's.
+type Calibration struct {
+	Images int `json:"images,omitempty"`
+	Batch  int `json:"batch,omitempty"`
+}
+
+// Normal returns c with the task's defaults written out for nimages calibration images.
+func (c Calibration) Normal(nimages int) Calibration {
+	if c.Images <= 0 || c.Images > nimages {
+		c.Images = nimages
+	}
+	if c.Batch <= 0 {
+		c.Batch = CalibBatch
+	}
+	return c
+}
+
+// IsTask reports whether c is the task's own recipe for nimages calibration images.
+func (c Calibration) IsTask(nimages int) bool {
+	return c.Normal(nimages) == Calibration{}.Normal(nimages)
+}
+
+// Key is the recipe's short text for cache keys ("500x64").
+func (c Calibration) Key() string { return fmt.Sprintf("%dx%d", c.Images, c.Batch) }
+
+// CalibBatches feeds images, preprocessed at resolution r with spec p, in CalibBatch batches.
 func CalibBatches(imgs []*preprocess.RGB, p preprocess.Spec) supernet.Batches {
+	return CalibBatchesOf(imgs, p, CalibBatch)
+}
+
+// CalibBatchesOf is CalibBatches in batches of batch images.
+func CalibBatchesOf(imgs []*preprocess.RGB, p preprocess.Spec, batch int) supernet.Batches {
 	return func(ctx context.Context, fn func(x []float32, batch, h, w int) error) error {
 		per := p.TensorLen()
-		for lo := 0; lo < len(imgs); lo += CalibBatch {
-			hi := min(lo+CalibBatch, len(imgs))
+		for lo := 0; lo < len(imgs); lo += batch {
+			hi := min(lo+batch, len(imgs))
 			x := make([]float32, (hi-lo)*per)
 			for i := lo; i < hi; i++ {
 				if err := p.Tensor(imgs[i], x[(i-lo)*per:(i-lo+1)*per]); err != nil {

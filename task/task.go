@@ -4,12 +4,18 @@
 //	<dir>/supernet.safetensors  the task's adapted supernet (native format)
 //	<dir>/labels.txt        one class label per line, in class-index order
 //	<dir>/archive.json      evaluated subnets (arch, MAdds, params, latency, accuracy, split)
+//	<dir>/calib/            the images BatchNorm statistics are rebuilt on
+//	<dir>/bnstats.safetensors  the archive's subnets' rebuilt statistics (optional)
+//	<dir>/val/<class>/      the validation images, class folders named by class index
+//	                        (optional: without them nothing new can be measured)
 //
 // The archive is human-readable JSON so that people can read and diff it; the specializer
 // appends to it and the gateway answers budgets from it.
 package task
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +23,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/natgw/natgw/internal/atomicfile"
 	"github.com/natgw/natgw/preprocess"
@@ -85,6 +92,13 @@ type Task struct {
 	// Calib are the calibration images (decoded, in file-name order); empty means the
 	// supernet's stored statistics are used as they are.
 	Calib []*preprocess.RGB
+	// Stats are the stored BatchNorm statistics of archive subnets (empty when the folder
+	// has none); Stats.Calibration identifies the calibration they belong to.
+	Stats *BNStats
+
+	valOnce sync.Once
+	val     []LabeledImage
+	valErr  error
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -132,11 +146,27 @@ func Load(dir string) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	calib, err := ReadCalib(filepath.Join(dir, CalibDir))
+	calib, digest, err := readCalib(filepath.Join(dir, CalibDir))
 	if err != nil {
 		return nil, err
 	}
-	return &Task{Manifest: m, Dir: dir, Supernet: sn, Labels: labels, Archive: arch, Calib: calib}, nil
+	t := &Task{Manifest: m, Dir: dir, Supernet: sn, Labels: labels, Archive: arch, Calib: calib}
+	if t.Stats, err = LoadBNStats(t.path(BNStatsFile), calibrationID(t.SupernetVersion(), &m, digest)); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// path is the path of a file in the task folder.
+func (t *Task) path(name string) string { return filepath.Join(t.Dir, name) }
+
+// Version identifies everything a model exported from this task depends on besides its
+// arch and natgw's own version: the supernet's weights, the calibration and
+// preprocessing (Stats.Calibration covers both) and the labels. Caches key models by it.
+func (t *Task) Version() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s\n", t.Name, t.Stats.Calibration, strings.Join(t.Labels, "\n"))
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // LoadAll loads every task folder under root (folders holding a task.json), sorted by name.

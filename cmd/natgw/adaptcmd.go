@@ -388,6 +388,7 @@ func (a *adapter) preResolve(ctx context.Context, sn *supernet.Supernet, archive
 		return err
 	}
 	defer r.Close()
+	searched := 0
 	for _, s := range strings.Split(a.o.budgets, ",") {
 		v, err := specializer.ParseCount(strings.TrimSpace(s))
 		if err != nil {
@@ -395,7 +396,7 @@ func (a *adapter) preResolve(ctx context.Context, sn *supernet.Supernet, archive
 		}
 		b := specializer.Budget{MAdds: v}
 		for round := range 3 {
-			e, err := r.Resolve(ctx, b)
+			ans, err := r.Resolve(ctx, b)
 			var rangeErr *specializer.RangeError
 			if errors.As(err, &rangeErr) {
 				fmt.Fprintf(a.env.stderr, "adapt: budget %s: %v\n", s, err)
@@ -404,18 +405,21 @@ func (a *adapter) preResolve(ctx context.Context, sn *supernet.Supernet, archive
 			if err != nil {
 				return err
 			}
-			if !e.Predicted {
-				fmt.Fprintf(a.env.stderr, "adapt: budget %s: measured %s, top-1 %.4f at %.0fM MAdds\n", s, e.Hash[:12], e.Top1, float64(e.MAdds)/1e6)
-				break
-			}
-			fmt.Fprintf(a.env.stderr, "adapt: budget %s: round %d: measuring the surrogate's pick %s (predicted %.4f at %.0fM MAdds)\n",
-				s, round+1, e.Hash[:12], e.Top1, float64(e.MAdds)/1e6)
-			if err := r.Wait(ctx); err != nil {
+			<-r.Settled(b)
+			if ans, err = r.Resolve(ctx, b); err != nil {
 				return err
 			}
+			// The search settled: a candidate it found was measured into the archive, and the
+			// answer is what the task serves at this budget.
+			e := ans.Entry
+			fmt.Fprintf(a.env.stderr, "adapt: budget %s: round %d: measured %s, top-1 %.4f at %.0fM MAdds\n", s, round+1, e.Hash[:12], e.Top1, float64(e.MAdds)/1e6)
+			if r.Searches() == searched {
+				break
+			}
+			searched = r.Searches()
 		}
 	}
-	return r.Wait(ctx)
+	return r.WaitIdle(ctx)
 }
 
 // train fine-tunes iteration k's weights on subnets drawn from its archive's elite and
@@ -553,8 +557,20 @@ func (a *adapter) writeTask(sn *supernet.Supernet, archive *task.Archive) error 
 	if err := task.Save(a.o.out, t, supernet.SaveOptions{Half: a.o.half}); err != nil {
 		return err
 	}
+	// What serving needs besides: the val images (to measure new subnets as these were)
+	// and the archive's BatchNorm statistics (to serve them with no forward pass).
+	if err := copyVal(t, a.o.data); err != nil {
+		return err
+	}
+	saved, err := task.Load(a.o.out)
+	if err != nil {
+		return err
+	}
+	if _, err := saved.StoreStats(context.Background(), nil); err != nil {
+		return err
+	}
 	front := task.Front(archive.Snapshot())
-	a.progress("wrote task %q to %s: %d measured subnets, %d on the front, %d calibration images", a.o.name, a.o.out, archive.Len(), len(front), a.o.calib)
+	a.progress("wrote task %q to %s: %d measured subnets, %d on the front, %d calibration images, their BatchNorm statistics", a.o.name, a.o.out, archive.Len(), len(front), a.o.calib)
 	return nil
 }
 

@@ -107,7 +107,11 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	maxPixels := e.Int64("max-pixels", "NATGW_MAX_PIXELS", gateway.DefaultMaxPixels, "largest image in pixels (413 beyond)")
 	shutdownDelay := e.Duration("shutdown-delay", "NATGW_SHUTDOWN_DELAY", 0, "time between turning readiness off and draining, for load balancers to notice")
 	shutdownTimeout := e.Duration("shutdown-timeout", "NATGW_SHUTDOWN_TIMEOUT", 20*time.Second, "longest wait for in-flight requests on shutdown")
-	searchTime := e.Duration("search-time", "NATGW_SEARCH_TIME", 200*time.Millisecond, "surrogate search time limit for budgets far above the archive's best fit (0: archive answers only)")
+	searchTime := e.Duration("search-time", "NATGW_SEARCH_TIME", 200*time.Millisecond, "time limit of a background surrogate search for budgets far above the archive's best fit (0: archive answers only, nothing new measured)")
+	candidateCalib := e.Int("candidate-calib", "NATGW_CANDIDATE_CALIB", gateway.DefaultCandidateCalib, "calibration images (evenly spaced over the task's) a background candidate's BatchNorm statistics are rebuilt on (0: all, as the archive's)")
+	candidateBatch := e.Int("candidate-batch", "NATGW_CANDIDATE_BATCH", gateway.DefaultCandidateBatch, "calibration batch of a background candidate (0: the archive's, 64; memory grows with it)")
+	measureWorkers := e.Int("measure-workers", "NATGW_MEASURE_WORKERS", 1, "cores one background measurement uses")
+	exportWorkers := e.Int("export-workers", "NATGW_EXPORT_WORKERS", gateway.DefaultExportWorkers, "ONNX exports running at once")
 	logLevel := e.String("log-level", "NATGW_LOG_LEVEL", "info", "debug, info, warn or error")
 	accessLog := e.Bool("access-log", "NATGW_ACCESS_LOG", true, "log one line per request")
 	pprofAddr := e.String("pprof-addr", "NATGW_PPROF_ADDR", "", "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (empty: off)")
@@ -127,6 +131,9 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	}
 	if *warmBatch < -1 {
 		return usageError{fmt.Sprintf("--warm-batch %d: give a batch size, 0 (off) or -1 (--max-batch)", *warmBatch)}
+	}
+	if *searchTime < 0 || *candidateCalib < 0 || *candidateBatch < 0 || *measureWorkers < 1 || *exportWorkers < 1 {
+		return usageError{"--search-time, --candidate-calib and --candidate-batch are not negative; --measure-workers and --export-workers at least 1"}
 	}
 	if *warmBatch > *maxBatch {
 		return usageError{fmt.Sprintf("--warm-batch %d exceeds --max-batch %d: no run is ever that large", *warmBatch, *maxBatch)}
@@ -150,6 +157,9 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 		Tasks: tasks, CacheBytes: *cacheBytes, Logger: log, Version: version,
 		MaxBodyBytes: *maxBody, MaxPixels: *maxPixels, AccessLog: *accessLog, WebRuntime: *ortWeb,
 		Batch: gateway.BatchConfig{MaxBatch: *maxBatch, MaxDelay: *batchDelay, Queue: *queue, CPUs: cpus},
+		Search: specializer.TaskOptions{SearchTime: *searchTime, Workers: *measureWorkers,
+			Calibration: task.Calibration{Images: *candidateCalib, Batch: *candidateBatch}},
+		ExportWorkers: *exportWorkers,
 	}
 	if len(cpus) > 0 {
 		rest, err := affinity.Split(cpus)
@@ -182,20 +192,6 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 		defer sessions.Close()
 		cfg.Sessions, cfg.LiveSessions = sessions, ortEnv.LiveSessions
 		log.Info("onnxruntime", "library", ortEnv.LibraryPath(), "version", ortEnv.Version())
-	}
-	if *searchTime > 0 {
-		resolvers := gateway.TaskResolvers{}
-		for _, t := range tasks {
-			r, err := specializer.NewResolver(specializer.ResolverConfig{
-				Spec: t.Supernet.Spec, Archive: t.Archive, SearchTime: *searchTime, Logger: log.With("task", t.Name),
-			})
-			if err != nil {
-				return fmt.Errorf("task %s: %w", t.Name, err)
-			}
-			defer r.Close()
-			resolvers[t.Name] = r
-		}
-		cfg.Resolver = resolvers
 	}
 	gw, err := gateway.New(cfg)
 	if err != nil {
@@ -268,7 +264,7 @@ func loadTasks(dir string, log *slog.Logger) ([]*task.Task, error) {
 	}
 	for _, t := range tasks {
 		log.Info("task loaded", "task", t.Name, "spec", t.Supernet.Spec.Name, "supernet", t.SupernetVersion(),
-			"archive", t.Archive.Len(), "calibration_images", len(t.Calib))
+			"archive", t.Archive.Len(), "stored_statistics", t.Stats.Len(), "calibration_images", len(t.Calib))
 	}
 	return tasks, nil
 }

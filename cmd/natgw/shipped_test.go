@@ -103,17 +103,17 @@ func TestServeShippedDefaults(t *testing.T) {
 		var m struct {
 			MAdds    int64 `json:"madds"`
 			Accuracy struct {
-				Top1      float64 `json:"top1"`
-				Split     string  `json:"split"`
-				Predicted bool    `json:"predicted"`
+				Top1     float64  `json:"top1"`
+				Split    string   `json:"split"`
+				TestTop1 *float64 `json:"test_top1"`
 			} `json:"accuracy"`
 		}
 		err = json.NewDecoder(res.Body).Decode(&m)
 		res.Body.Close()
-		if err != nil || res.StatusCode != 200 || m.MAdds > 300e6 || m.Accuracy.Split != task.SplitTest || m.Accuracy.Predicted || m.Accuracy.Top1 <= 0 {
+		if err != nil || res.StatusCode != 200 || m.MAdds > 300e6 || m.Accuracy.Split != task.SplitVal || m.Accuracy.Top1 <= 0 || m.Accuracy.TestTop1 == nil {
 			t.Fatalf("%s at 300M: status %d, %+v (%v)", name, res.StatusCode, m, err)
 		}
-		t.Logf("%s at 300M: %.0fM MAdds, test top-1 %.4f", name, float64(m.MAdds)/1e6, m.Accuracy.Top1)
+		t.Logf("%s at 300M: %.0fM MAdds, val top-1 %.4f, test top-1 %.4f", name, float64(m.MAdds)/1e6, m.Accuracy.Top1, *m.Accuracy.TestTop1)
 	}
 
 	// Real images: the first image of each of the first 20 flower classes.

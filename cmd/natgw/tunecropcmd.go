@@ -70,7 +70,7 @@ func cmdTuneCrop(ctx context.Context, env *cli, args []string) error {
 	if *log == "" {
 		*log = filepath.Join(*dir, "tune-crop.jsonl")
 	}
-	t, err := task.Load(*dir)
+	t, err := loadRemakingStats(env, "tune-crop", *dir)
 	if err != nil {
 		return err
 	}
@@ -170,8 +170,16 @@ func cmdTuneCrop(ctx context.Context, env *cli, args []string) error {
 	if err := task.SaveManifest(*dir, m); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stderr, "tune-crop: wrote %s and %s; test accuracies dropped: run natgw evaluate --split test again\n",
-		filepath.Join(*dir, task.ManifestFile), filepath.Join(*dir, task.ArchiveFile))
+	// The stored statistics were rebuilt with the old crops: made again with the new ones.
+	t, err = loadRemakingStats(env, "tune-crop", *dir)
+	if err != nil {
+		return err
+	}
+	if _, err := t.StoreStats(ctx, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stderr, "tune-crop: wrote %s, %s and %s; test accuracies dropped: run natgw evaluate --split test again\n",
+		filepath.Join(*dir, task.ManifestFile), filepath.Join(*dir, task.ArchiveFile), filepath.Join(*dir, task.BNStatsFile))
 	return nil
 }
 

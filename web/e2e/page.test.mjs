@@ -135,9 +135,16 @@ test('the browser and the gateway give the same top-5 for a real image', { timeo
   const want = await api(gw.url, `/v1/models?task=${demo.task}&madds=${text}`);
   await page.waitForSelector(`#model-card dl[data-model-id="${want.id}"]`);
   const card = await page.textContent('#model-card');
-  for (const s of [want.sha256, `${want.resolution}×${want.resolution}`, 'Architecture', 'File size', 'Accuracy']) {
+  for (const s of [want.sha256, `${want.resolution}×${want.resolution}`, 'Architecture', 'File size', 'Accuracy', 'on validation']) {
     assert.ok(card.includes(s), `model card lacks ${s}: ${card}`);
   }
+  // One scale: the card states, and the plot marks, the validation top-1 the front is drawn
+  // with and models are chosen by.
+  assert.equal(want.accuracy.split, 'val');
+  assert.equal(Number(await page.getAttribute('#model-card [data-top1]', 'data-top1')), want.accuracy.top1);
+  const { task: t } = await middleBudget(gw.url);
+  const entry = t.archive.find((e) => e.madds === want.madds && JSON.stringify(e.arch) === JSON.stringify(want.arch));
+  assert.ok(entry && entry.top1 === want.accuracy.top1, `the answer's top-1 ${want.accuracy.top1} is not its archive entry's ${entry?.top1}`);
   assert.match(await page.textContent('#runtime-note'), /onnxruntime-web/);
 
   await page.setInputFiles('#image-input', demo.image);

@@ -240,7 +240,28 @@ async function resolveModel() {
   renderModel();
   plot();
   $('classify').disabled = !state.image;
+  if (info.pending) followPending(seq);
   if (state.image) await classify();
+}
+
+/**
+ * followPending asks again, willing to wait (Prefer: wait), while the gateway searches
+ * for or measures a better model for this budget, and shows the answer once the work
+ * settles: the same model when the candidate measured worse, a better one otherwise.
+ */
+async function followPending(seq) {
+  let info;
+  try {
+    info = await api('v1/models', { task: state.task.name, [state.kind]: budgetParam() }, { headers: { Prefer: 'wait=30' } });
+  } catch {
+    return; // the answer shown stands; a later change of budget asks again
+  }
+  if (seq !== state.seq.model) return;
+  const changed = info.id !== state.model?.id;
+  state.model = info;
+  renderModel();
+  plot();
+  if (changed && state.image) await classify();
 }
 
 function plot() {
@@ -251,7 +272,7 @@ function plot() {
     task: t.name,
     archive: t.archive ?? [],
     front: t.front ?? [],
-    selected: m ? { madds: m.madds, top1: m.accuracy.val_top1 || m.accuracy.top1 } : null,
+    selected: m ? { madds: m.madds, top1: m.accuracy.top1 } : null,
     budget: state.kind === 'madds' ? state.value : 0,
     onPick: (p) => setBudget('madds', p.madds),
   });
@@ -297,10 +318,16 @@ function renderModel() {
   row(dl, 'MAdds', `${formatCount(m.madds)} (${m.madds.toLocaleString('en')})`);
   row(dl, 'Parameters', `${formatCount(m.params)} (${m.params.toLocaleString('en')})`);
   const acc = m.accuracy;
-  let accText = `${(acc.top1 * 100).toFixed(2)} % top-1 on the ${acc.split} split`;
-  if (acc.predicted) accText += ' (predicted by the surrogate, not measured)';
-  else if (acc.split === 'test' && acc.val_top1) accText += `; ${(acc.val_top1 * 100).toFixed(2)} % on validation`;
+  let accText = `${(acc.top1 * 100).toFixed(2)} % top-1 on validation (the scale models are chosen by)`;
+  if (acc.test_top1 != null) accText += `; ${(acc.test_top1 * 100).toFixed(2)} % on the held-out test split (offline evaluation)`;
   row(dl, 'Accuracy', accText).dataset.top1 = String(acc.top1);
+  if (m.pending) {
+    const c = m.pending.candidate;
+    const text = c
+      ? `measuring a subnet predicted at ${(c.top1 * 100).toFixed(2)} % (validation, a surrogate's prediction) at ${formatCount(c.madds)} MAdds; it replaces this model only if measured better`
+      : 'searching for a subnet predicted to beat this one';
+    row(dl, 'Better model', text).dataset.pending = m.pending.state;
+  }
   if (m.latency_ms) row(dl, 'Latency', `${m.latency_ms} ms (reference machine)`);
   row(dl, 'File size', `${(m.size_bytes / 1e6).toFixed(2)} MB (${m.size_bytes.toLocaleString('en')} bytes)`);
   const sha = document.createElement('code');

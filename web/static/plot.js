@@ -46,7 +46,7 @@ export function renderFront(container, { task, archive, front, selected, budget,
       'desc',
       { id: 'plot-desc' },
       `${archive.length} evaluated subnets, ${front.length} on the accuracy/MAdds front` +
-        (best ? `; the most accurate reaches ${(best.top1 * 100).toFixed(1)} % top-1 at ${formatCount(best.madds)} MAdds.` : '.'),
+        (best ? `; the most accurate reaches ${(best.top1 * 100).toFixed(1)} % validation top-1 at ${formatCount(best.madds)} MAdds.` : '.'),
     ),
   );
   if (!pts.length) {
@@ -79,7 +79,7 @@ export function renderFront(container, { task, archive, front, selected, budget,
   axes.append(el('text', { x: (M.left + W - M.right) / 2, y: H - 6, 'text-anchor': 'middle', class: 'axis-label' }, 'MAdds'));
   axes.append(
     el('text', { x: 14, y: (M.top + H - M.bottom) / 2, 'text-anchor': 'middle', class: 'axis-label',
-      transform: `rotate(-90 14 ${(M.top + H - M.bottom) / 2})` }, 'top-1 accuracy (%)'),
+      transform: `rotate(-90 14 ${(M.top + H - M.bottom) / 2})` }, 'validation top-1 (%)'),
   );
   svg.append(axes);
 
