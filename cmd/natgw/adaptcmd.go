@@ -559,11 +559,11 @@ func (a *adapter) writeTask(sn *supernet.Supernet, archive *task.Archive) error 
 	}
 	// What serving needs besides: the val images (to measure new subnets as these were)
 	// and the archive's BatchNorm statistics (to serve them with no forward pass).
-	if err := copyVal(t, a.o.data); err != nil {
-		return err
-	}
 	saved, err := task.Load(a.o.out)
 	if err != nil {
+		return err
+	}
+	if err := copyVal(saved, a.o.data); err != nil {
 		return err
 	}
 	if _, err := saved.StoreStats(context.Background(), nil); err != nil {

@@ -68,6 +68,12 @@ func TestAdaptAndEvaluate(t *testing.T) {
 	if tk.Archive.SupernetVersion != tk.SupernetVersion() {
 		t.Fatalf("archive measured with %q, task supernet is %q", tk.Archive.SupernetVersion, tk.SupernetVersion())
 	}
+	// The folder is complete for serving: val images and every subnet's statistics, which
+	// reproduce each archived accuracy exactly.
+	if val, err := tk.ValImages(); err != nil || len(val) != 12 || tk.Stats.Len() != len(entries) {
+		t.Fatalf("task folder: %d val images (%v), %d stored statistics for %d subnets", len(val), err, tk.Stats.Len(), len(entries))
+	}
+	checkVerified(t, out, len(entries))
 	w0, err := supernet.Load(filepath.Join(out+".work", "weights-0.safetensors"), supernet.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +126,7 @@ func TestAdaptAndEvaluate(t *testing.T) {
 		}
 	}
 	checkTuneCrop(t, out, data)
+	checkVerified(t, out, len(entries))
 	if _, _, err := runCLI(t, "adapt", "--supernet", ckpt, "--data", data, "--out", filepath.Join(dir, "Bad Name")); err == nil {
 		t.Fatal("invalid task name accepted")
 	}
@@ -323,5 +330,21 @@ func checkTuneCrop(t *testing.T, out, data string) {
 	again, stderr, err := runCLI(t, args...)
 	if err != nil || again != stdout || strings.Contains(stderr, "ETA") {
 		t.Fatalf("rerun: %v, output %q (first %q), measured again:\n%s", err, again, stdout, stderr)
+	}
+}
+
+// checkVerified runs natgw task calibrate --verify on a task folder: every archived
+// accuracy must be reproduced from the stored statistics.
+func checkVerified(t *testing.T, dir string, n int) {
+	t.Helper()
+	stdout, stderr, err := runCLI(t, "task", "calibrate", "--task", dir, "--verify")
+	if err != nil {
+		t.Fatalf("task calibrate --verify: %v\n%s", err, stderr)
+	}
+	var out struct {
+		Stored, Computed, Verified int
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || out.Verified != n || out.Stored != n || out.Computed != 0 {
+		t.Fatalf("task calibrate --verify: %s (%v), want %d verified, none computed", stdout, err, n)
 	}
 }
