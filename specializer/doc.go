@@ -27,8 +27,13 @@
 // measurements by least squares, in place of OFA's per-layer lookup table.
 //
 // Answering: Best picks the most accurate measured entry that fits a Budget. A Resolver
-// adds a short constrained NSGA-II search on the surrogate when every measured fit is far
-// below the budget, returns its winner marked Predicted only when the prediction beats
-// the measured fit, and measures it in the background so later requests get the measured
-// entry. Accuracy never drops as a budget grows. PlotFront draws an archive's front.
+// answers with it at once, always: only measured subnets are answers, so accuracy never
+// drops as a budget grows. When every measured fit lies far below a budget, it runs a
+// short constrained NSGA-II search on the surrogate in the background; a winner predicted
+// to beat the answer is measured there too, joins the archive, and answers the budgets it
+// fits from then on if, and only if, it measured better. Answers report that pending work
+// (Answer.Pending), and Settled lets a caller wait for it. ForTask builds a task's
+// resolver, measuring on the task folder's own calibration and val images and keeping
+// each measured subnet's BatchNorm statistics with the task's, so that serving it needs no
+// forward pass. PlotFront draws an archive's front.
 package specializer

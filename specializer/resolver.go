@@ -310,8 +310,10 @@ func (r *Resolver) track(key string, w *budgetWork) {
 }
 
 // worthSearching reports whether a search may find b something better than best: a
-// surrogate and a way to measure exist, every measured fit lies far below b, nothing
-// measured lies near it, and the archive changed since b's last search. Callers hold r.mu.
+// surrogate and a way to measure exist, best is not already the most accurate subnet
+// measured (no prediction may claim more, see search), every measured fit lies far below
+// b, nothing measured lies near it, and the archive changed since b's last search.
+// Callers hold r.mu.
 func (r *Resolver) worthSearching(b Budget, best task.Entry, entries []task.Entry, w *budgetWork) bool {
 	switch {
 	case r.cfg.Evaluator == nil || r.model == nil:
@@ -320,8 +322,21 @@ func (r *Resolver) worthSearching(b Budget, best task.Entry, entries []task.Entr
 		return false
 	case w.searchedAt == len(entries):
 		return false
+	case best.Top1 >= measuredCeiling(entries):
+		return false
 	}
 	return r.farBelow(b, best) && !r.measuredNear(b, entries)
+}
+
+// measuredCeiling is the best accuracy measured.
+func measuredCeiling(entries []task.Entry) float64 {
+	ceiling := 0.0
+	for _, e := range entries {
+		if !e.Predicted {
+			ceiling = max(ceiling, e.Top1)
+		}
+	}
+	return ceiling
 }
 
 func (r *Resolver) worker(ctx context.Context) {
@@ -451,12 +466,7 @@ func (r *Resolver) search(ctx context.Context, b Budget, model surrogate.Model, 
 	var initial [][]float64
 	// A surrogate extrapolates freely (an RBF fit can predict 160 % top-1 far from its
 	// data); no prediction may claim more than the best accuracy actually measured.
-	ceiling := 0.0
-	for _, e := range entries {
-		if !e.Predicted {
-			ceiling = max(ceiling, e.Top1)
-		}
-	}
+	ceiling := measuredCeiling(entries)
 	clamp := func(v float64) float64 {
 		if math.IsNaN(v) {
 			return 0

@@ -468,3 +468,24 @@ func TestResolverNoSearchWhereMeasured(t *testing.T) {
 		t.Fatalf("got %s (predicted %v) after %d searches; want the measured best %s without searching", e.Hash[:12], e.Predicted, n, best.Hash[:12])
 	}
 }
+
+// TestResolverNoSearchAboveTheBest: a budget whose best fit is already the most accurate
+// subnet measured starts no search: no prediction may claim more.
+func TestResolverNoSearchAboveTheBest(t *testing.T) {
+	spec := supernet.OFAMobileNetV3(1.0, 10)
+	arch := sparseArchive(t, spec, 24)
+	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, Seed: 1, Evaluator: &synthetic{spec: spec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, hi := Range(arch.Snapshot())
+	a, err := r.Resolve(context.Background(), Budget{MAdds: hi.MAdds * 10})
+	if err != nil || a.Pending != nil || a.Entry.Top1 != measuredCeiling(arch.Snapshot()) {
+		t.Fatalf("answer %.4f, pending %+v, %v; want the best measured with nothing pending", a.Entry.Top1, a.Pending, err)
+	}
+	r.WaitIdle(context.Background())
+	if r.Searches() != 0 {
+		t.Fatalf("%d searches above the best subnet", r.Searches())
+	}
+}

@@ -60,6 +60,10 @@ func ForTask(t *task.Task, opt TaskOptions) (*Resolver, error) {
 	return NewResolver(cfg)
 }
 
+// measureEvalBatch is the val batch of a background measurement: at 224 px a batch of 16
+// holds about 80 MB of activations where the offline default of 100 holds 500.
+const measureEvalBatch = 16
+
 // taskEvaluator measures subnets on a task folder's own images: the calibration sample
 // and the val split. It is built on first use.
 type taskEvaluator struct {
@@ -83,9 +87,10 @@ func (e *taskEvaluator) Evaluate(ctx context.Context, arch supernet.Arch) (task.
 		e.ev, e.err = NewSubnetEvaluator(ctx, EvalConfig{
 			Supernet: e.t.Supernet, Template: e.t.Manifest.Preprocess, Crops: e.t.CropByResolution,
 			Calib: e.t.Calib, CalibImages: e.opt.Calibration.Images, CalibBatch: e.opt.Calibration.Batch, Val: val, Workers: e.opt.Workers,
-			// No tensors kept: a server's memory is for requests, and each candidate is
-			// measured once.
-			MaxTensorBytes: 1,
+			// No tensors kept and small forward batches (a batch changes an image's logits by
+			// float rounding only, TestLogitsBatchRoundingOnly): a server's memory is for
+			// requests, and each candidate is measured once.
+			MaxTensorBytes: 1, EvalBatch: measureEvalBatch,
 		})
 	})
 	if e.err != nil {

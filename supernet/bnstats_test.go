@@ -2,6 +2,7 @@ package supernet
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -106,6 +107,49 @@ func TestChannelMomentsMatchesReference(t *testing.T) {
 				if m != mean[ch] || v != vari[ch] {
 					t.Fatalf("shape %v, %d workers, channel %d: (%v, %v), reference (%v, %v)", sh, w, ch, mean[ch], vari[ch], m, v)
 				}
+			}
+		}
+	}
+}
+
+// An image's logits depend on the batch it runs in and on the cores only by float32
+// rounding (BLAS kernels sum edge rows in another order): a measurement may pick its batch
+// for memory, at the price of an argmax flip at rounding level, never more.
+func TestLogitsBatchRoundingOnly(t *testing.T) {
+	sn, a := smallSubnet(t, 5)
+	sub, _ := sn.Extract(a)
+	if err := sub.Recalibrate(context.Background(), randomBatches(1, 4, a.R, 3)); err != nil {
+		t.Fatal(err)
+	}
+	r, n := a.R, 12
+	x := make([]float32, n*3*r*r)
+	for i := range x {
+		x[i] = float32((i*37)%101) / 50
+	}
+	img := 3 * r * r
+	whole, err := sub.Compile().Forward(context.Background(), x, n, r, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes := len(whole) / n
+	for _, workers := range []int{1, 2} {
+		net := sub.CompileOn(workers)
+		for _, b := range []int{5, 4, 1} {
+			var got []float32
+			for lo := 0; lo < n; lo += b {
+				hi := min(lo+b, n)
+				y, err := net.Forward(context.Background(), x[lo*img:hi*img], hi-lo, r, r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, y...)
+			}
+			worst := 0.0
+			for i := range got {
+				worst = max(worst, math.Abs(float64(got[i]-whole[i]))/(1+math.Abs(float64(whole[i]))))
+			}
+			if worst > 1e-5 {
+				t.Fatalf("batches of %d on %d workers: logits differ by %.3g (relative) from one batch of %d (%d classes)", b, workers, worst, n, classes)
 			}
 		}
 	}
