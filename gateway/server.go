@@ -65,8 +65,9 @@ const (
 	// DefaultCandidateCalib is how many calibration images a candidate measured in the
 	// background is calibrated on (specializer.TaskOptions.Calibration).
 	DefaultCandidateCalib = 128
-	// DefaultCandidateBatch is the calibration batch of such a candidate.
-	DefaultCandidateBatch = 16
+	// DefaultCandidateBatch is the calibration batch of such a candidate (0: the archive's,
+	// task.CalibBatch; smaller batches save memory but cost accuracy, BENCHMARKS.md).
+	DefaultCandidateBatch = 0
 )
 
 // Server is the gateway. Create it with New; serve Handler; call Close when done.

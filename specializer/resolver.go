@@ -41,6 +41,9 @@ type ResolverConfig struct {
 	Seed       uint64
 	Queue      int          // background searches and measurements waiting at most; default 16 (more are dropped)
 	Logger     *slog.Logger // nil: slog.Default()
+	// Idle, if set, runs on the background worker each time its queue empties after
+	// measuring (a server returns the measurements' memory then, not between two of them).
+	Idle func()
 }
 
 // Answer is a budget's answer.
@@ -341,6 +344,7 @@ func measuredCeiling(entries []task.Entry) float64 {
 
 func (r *Resolver) worker(ctx context.Context) {
 	defer close(r.done)
+	measured := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -350,11 +354,17 @@ func (r *Resolver) worker(ctx context.Context) {
 				r.runSearch(ctx, j.search)
 			} else {
 				r.runMeasure(ctx, j.measure)
+				measured = true
 			}
 			r.mu.Lock()
 			r.busy--
+			empty := r.busy == 0
 			r.idle.Broadcast()
 			r.mu.Unlock()
+			if empty && measured && r.cfg.Idle != nil {
+				r.cfg.Idle()
+				measured = false
+			}
 		}
 	}
 }

@@ -47,7 +47,10 @@ func ForTask(t *task.Task, opt TaskOptions) (*Resolver, error) {
 		log = slog.Default()
 	}
 	cfg := ResolverConfig{Spec: t.Supernet.Spec, Archive: t.Archive, SearchTime: opt.SearchTime, Seed: opt.Seed,
-		Queue: opt.Queue, Logger: log}
+		Queue: opt.Queue, Logger: log,
+		// A measurement leaves hundreds of megabytes of activations behind: returned to the
+		// system once the queue is empty (between measurements the next one reuses them).
+		Idle: func() { debug.FreeOSMemory() }}
 	if opt.SearchTime > 0 {
 		if _, err := t.ValImages(); err == nil {
 			cfg.Evaluator = &taskEvaluator{t: t, opt: opt}
@@ -97,9 +100,6 @@ func (e *taskEvaluator) Evaluate(ctx context.Context, arch supernet.Arch) (task.
 		return task.Entry{}, e.err
 	}
 	entry, sub, err := e.ev.EvaluateSubnet(ctx, arch)
-	// A measurement leaves hundreds of megabytes of activations behind; returning them now
-	// keeps them from raising the collector's goal for the requests that follow.
-	defer debug.FreeOSMemory()
 	if err != nil {
 		return task.Entry{}, err
 	}

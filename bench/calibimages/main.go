@@ -34,6 +34,7 @@ func run() error {
 	data := flag.String("data", "", "image-folder data set with the val split the archive was measured on")
 	counts := flag.String("images", "64,128,256", "calibration image counts to compare with all of them")
 	batch := flag.Int("batch", task.CalibBatch, "calibration batch of those counts (all of them always use the task's, as the archive did)")
+	timingOnly := flag.Bool("timing-only", false, "only time the recalibrations (5 of each count), measure no accuracy")
 	flag.Parse()
 	t, err := task.Load(*dir)
 	if err != nil {
@@ -76,7 +77,7 @@ func run() error {
 	deltas := map[int][]float64{}
 	enc := json.NewEncoder(os.Stdout)
 	for _, e := range t.Archive.Snapshot() {
-		if e.Predicted {
+		if e.Predicted || *timingOnly {
 			continue
 		}
 		got := map[int]float64{}
@@ -114,13 +115,17 @@ func run() error {
 		for _, v := range d {
 			mean += v
 		}
-		mean /= float64(len(d))
+		mean /= max(1, float64(len(d)))
 		sub, err := t.Supernet.Extract(near.Arch)
 		if err != nil {
 			return err
 		}
 		var times []float64
-		for range 3 {
+		reps := 3
+		if *timingOnly {
+			reps = 5
+		}
+		for range reps {
 			s := *sub
 			t0 := time.Now()
 			calib, b := task.CalibSample(t.Calib, n), *batch
@@ -137,9 +142,12 @@ func run() error {
 		if n == all {
 			b = task.CalibBatch
 		}
-		enc.Encode(map[string]any{"task": t.Name, "images": n, "batch": b, "entries": len(d), "mean_delta_points": round2(mean),
-			"min_delta": round2(d[0]), "median_delta": round2(d[len(d)/2]), "max_delta": round2(d[len(d)-1]),
-			"recalibrate_s": map[string]any{"madds": near.MAdds, "r": near.Arch.R, "min": round2(times[0]), "median": round2(times[1]), "max": round2(times[2])}})
+		row := map[string]any{"task": t.Name, "images": n, "batch": b, "entries": len(d),
+			"recalibrate_s": map[string]any{"madds": near.MAdds, "r": near.Arch.R, "min": round2(times[0]), "median": round2(times[len(times)/2]), "max": round2(times[len(times)-1])}}
+		if len(d) > 0 {
+			row["mean_delta_points"], row["min_delta"], row["median_delta"], row["max_delta"] = round2(mean), round2(d[0]), round2(d[len(d)/2]), round2(d[len(d)-1])
+		}
+		enc.Encode(row)
 	}
 	return nil
 }

@@ -109,7 +109,7 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 	shutdownTimeout := e.Duration("shutdown-timeout", "NATGW_SHUTDOWN_TIMEOUT", 20*time.Second, "longest wait for in-flight requests on shutdown")
 	searchTime := e.Duration("search-time", "NATGW_SEARCH_TIME", 200*time.Millisecond, "time limit of a background surrogate search for budgets far above the archive's best fit (0: archive answers only, nothing new measured)")
 	candidateCalib := e.Int("candidate-calib", "NATGW_CANDIDATE_CALIB", gateway.DefaultCandidateCalib, "calibration images (evenly spaced over the task's) a background candidate's BatchNorm statistics are rebuilt on (0: all, as the archive's)")
-	candidateBatch := e.Int("candidate-batch", "NATGW_CANDIDATE_BATCH", gateway.DefaultCandidateBatch, "calibration batch of a background candidate (0: the archive's, 64; memory grows with it)")
+	candidateBatch := e.Int("candidate-batch", "NATGW_CANDIDATE_BATCH", gateway.DefaultCandidateBatch, "calibration batch of a background candidate (0: the archive's, 64; memory grows with it, accuracy falls below it)")
 	measureWorkers := e.Int("measure-workers", "NATGW_MEASURE_WORKERS", 1, "cores one background measurement uses")
 	exportWorkers := e.Int("export-workers", "NATGW_EXPORT_WORKERS", gateway.DefaultExportWorkers, "ONNX exports running at once")
 	logLevel := e.String("log-level", "NATGW_LOG_LEVEL", "info", "debug, info, warn or error")
