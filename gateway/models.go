@@ -140,7 +140,7 @@ func (s *Server) makeModel(ctx context.Context, ts *servedTask, e task.Entry) (M
 		ID: id, Task: ts.t.Name, Arch: e.Arch, Resolution: e.Arch.R, MAdds: e.MAdds, Params: e.Params,
 		LatencyMS: e.LatencyMS, Accuracy: Accuracy{Top1: e.Top1, Split: e.Split, TestTop1: e.TestTop1},
 		Calibration: e.Calibration, ONNXURL: "/v1/models/" + id + "/model.onnx", SHA256: id,
-		SizeBytes: int64(len(data)), SupernetVersion: ts.t.SupernetVersion(), TaskVersion: ts.version,
+		SizeBytes: int64(len(data)), SupernetVersion: ts.t.Supernet.Version(), TaskVersion: ts.version,
 	}
 	meta, err := json.Marshal(info)
 	if err != nil {

@@ -59,7 +59,7 @@ func summarize(t *task.Task, detail bool) taskSummary {
 	lo, hi := specializer.Range(entries)
 	ts := taskSummary{
 		Name: t.Name, Description: t.Description, Classes: len(t.Labels), Spec: t.Supernet.Spec.Name,
-		SupernetVersion: t.SupernetVersion(), ArchiveSize: len(entries), Preprocess: t.Manifest.Preprocess,
+		SupernetVersion: t.Supernet.Version(), ArchiveSize: len(entries), Preprocess: t.Manifest.Preprocess,
 		CropByResolution: t.CropByResolution,
 		Feasible:         feasible{MAdds: [2]int64{lo.MAdds, hi.MAdds}, Params: [2]int64{lo.Params, hi.Params}, LatencyMS: [2]float64{lo.LatencyMS, hi.LatencyMS}},
 	}

@@ -154,3 +154,23 @@ func TestLogitsBatchRoundingOnly(t *testing.T) {
 		}
 	}
 }
+
+// The version digest covers every tensor's bits and nothing else.
+func TestDigest(t *testing.T) {
+	sn, _ := smallSubnet(t, 6)
+	d := sn.Digest()
+	sn.Meta["note"] = "metadata is not weights"
+	if sn.Digest() != d {
+		t.Fatal("metadata changed the digest")
+	}
+	p := sn.Params()[len(sn.Params())-1]
+	p.Data[0] += 1e-6
+	if sn.Digest() == d {
+		t.Fatal("a changed tensor kept the digest")
+	}
+	sn.Meta[MetaID] = "x"
+	sn.StampVersion()
+	if sn.Version() != "x@"+sn.Digest() {
+		t.Fatalf("version %q", sn.Version())
+	}
+}

@@ -109,15 +109,6 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 // Preprocess returns the task's preprocessing for a subnet at resolution r.
 func (t *Task) Preprocess(r int) preprocess.Spec { return t.Manifest.At(r) }
 
-// SupernetVersion identifies the task's supernet weights (id and version from its metadata).
-func (t *Task) SupernetVersion() string {
-	id, v := t.Supernet.Meta[supernet.MetaID], t.Supernet.Meta[supernet.MetaVersion]
-	if v == "" {
-		return id
-	}
-	return id + "@" + v
-}
-
 // Load reads a task folder and checks that its parts agree: labels match the supernet's
 // classes, archive entries belong to the supernet's space.
 func Load(dir string) (*Task, error) {
@@ -151,7 +142,7 @@ func Load(dir string) (*Task, error) {
 		return nil, err
 	}
 	t := &Task{Manifest: m, Dir: dir, Supernet: sn, Labels: labels, Archive: arch, Calib: calib}
-	if t.Stats, err = LoadBNStats(t.path(BNStatsFile), calibrationID(t.SupernetVersion(), &m, digest)); err != nil {
+	if t.Stats, err = LoadBNStats(t.path(BNStatsFile), calibrationID(t.Supernet.Version(), &m, digest)); err != nil {
 		return nil, err
 	}
 	return t, nil

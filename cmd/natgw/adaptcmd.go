@@ -3,16 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,7 +217,7 @@ func (a *adapter) run(ctx context.Context) error {
 				if sn, err = roundHalf(sn); err != nil {
 					return err
 				}
-				sn.Meta[supernet.MetaVersion] = weightsVersion(sn) // of the rounded tensors
+				sn.StampVersion() // of the rounded tensors
 				if err := sn.Save(hw, supernet.SaveOptions{Half: true}); err != nil {
 					return err
 				}
@@ -291,7 +286,7 @@ func (a *adapter) search(ctx context.Context, k int, sn *supernet.Supernet, fina
 	if err != nil {
 		return nil, err
 	}
-	version := supernetVersion(sn)
+	version := sn.Version()
 	if archive.SupernetVersion != "" && archive.SupernetVersion != version {
 		return nil, fmt.Errorf("%s was measured with supernet %q, not %q: remove it to measure again", path, archive.SupernetVersion, version)
 	}
@@ -500,7 +495,7 @@ func (a *adapter) saveWeights(sn *supernet.Supernet, path, by string, k int) err
 	sn.Meta["adapted_by"] = by
 	sn.Meta["adapt_iteration"] = fmt.Sprint(k)
 	sn.Meta["adapt_data"] = filepath.Base(filepath.Clean(a.o.data))
-	sn.Meta[supernet.MetaVersion] = weightsVersion(sn)
+	sn.StampVersion()
 	return sn.Save(path, supernet.SaveOptions{})
 }
 
@@ -512,20 +507,6 @@ func roundHalf(sn *supernet.Supernet) (*supernet.Supernet, error) {
 		return nil, err
 	}
 	return supernet.Read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), supernet.LoadOptions{})
-}
-
-// weightsVersion is a digest of every tensor's name and bits.
-func weightsVersion(sn *supernet.Supernet) string {
-	h := sha256.New()
-	var buf [4]byte
-	for _, p := range sn.Params() {
-		io.WriteString(h, p.Name)
-		for _, v := range sn.Tensor(p.Name) {
-			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
-			h.Write(buf[:])
-		}
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // writeTask writes the servable task: the measured weights, labels, the final archive

@@ -65,8 +65,8 @@ func TestAdaptAndEvaluate(t *testing.T) {
 	if len(entries) < 6 || len(tk.Calib) != 6 || tk.Name != "toy" || len(tk.Labels) != 3 {
 		t.Fatalf("task: %d entries, %d calibration images, name %q, labels %v", len(entries), len(tk.Calib), tk.Name, tk.Labels)
 	}
-	if tk.Archive.SupernetVersion != tk.SupernetVersion() {
-		t.Fatalf("archive measured with %q, task supernet is %q", tk.Archive.SupernetVersion, tk.SupernetVersion())
+	if tk.Archive.SupernetVersion != tk.Supernet.Version() {
+		t.Fatalf("archive measured with %q, task supernet is %q", tk.Archive.SupernetVersion, tk.Supernet.Version())
 	}
 	// The folder is complete for serving: val images and every subnet's statistics, which
 	// reproduce each archived accuracy exactly.
@@ -78,7 +78,7 @@ func TestAdaptAndEvaluate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w0.Meta[supernet.MetaVersion] == tk.SupernetVersion() {
+	if w0.Meta[supernet.MetaVersion] == tk.Supernet.Version() {
 		t.Fatal("fine-tuning did not change the weights' version")
 	}
 	w1, err := supernet.Load(filepath.Join(out+".work", "weights-1.safetensors"), supernet.LoadOptions{})
@@ -241,8 +241,8 @@ func TestAdaptAverage(t *testing.T) {
 		t.Fatal(err)
 	}
 	half := load("weights-1-avg2-half.safetensors")
-	if v := tk.SupernetVersion(); v != supernetVersion(half) || tk.Archive.SupernetVersion != v {
-		t.Errorf("task serves %s measured on %s, want the averaged weights %s", v, tk.Archive.SupernetVersion, supernetVersion(half))
+	if v := tk.Supernet.Version(); v != half.Version() || tk.Archive.SupernetVersion != v {
+		t.Errorf("task serves %s measured on %s, want the averaged weights %s", v, tk.Archive.SupernetVersion, half.Version())
 	}
 }
 
@@ -298,7 +298,7 @@ func checkTuneCrop(t *testing.T, out, data string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows, err = readCropLog(log, tk.SupernetVersion()); err != nil {
+	if rows, err = readCropLog(log, tk.Supernet.Version()); err != nil {
 		t.Fatal(err)
 	}
 	entries := tk.Archive.Snapshot()

@@ -38,14 +38,6 @@ func searchTemplate(taskArg string, sn *supernet.Supernet) (task.Manifest, error
 	return m, nil
 }
 
-func supernetVersion(sn *supernet.Supernet) string {
-	id, v := sn.Meta[supernet.MetaID], sn.Meta[supernet.MetaVersion]
-	if v == "" {
-		return id
-	}
-	return id + "@" + v
-}
-
 func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	fs := newFlags(env, "search")
 	taskArg := fs.String("task", "", "task folder (its task.json gives the preprocessing) or task name")
@@ -85,7 +77,7 @@ func cmdSearch(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	version := supernetVersion(sn)
+	version := sn.Version()
 	if archive.SupernetVersion != "" && archive.SupernetVersion != version {
 		return fmt.Errorf("%s was measured with supernet %q, not %q: use another --out", *out, archive.SupernetVersion, version)
 	}

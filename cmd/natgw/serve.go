@@ -263,7 +263,7 @@ func loadTasks(dir string, log *slog.Logger) ([]*task.Task, error) {
 		log.Warn("no tasks found: serving none, not ready", "models", dir)
 	}
 	for _, t := range tasks {
-		log.Info("task loaded", "task", t.Name, "spec", t.Supernet.Spec.Name, "supernet", t.SupernetVersion(),
+		log.Info("task loaded", "task", t.Name, "spec", t.Supernet.Spec.Name, "supernet", t.Supernet.Version(),
 			"archive", t.Archive.Len(), "stored_statistics", t.Stats.Len(), "calibration_images", len(t.Calib))
 	}
 	return tasks, nil

@@ -52,8 +52,8 @@ func TestShippedTasks(t *testing.T) {
 		if size > maxTaskBytes {
 			t.Errorf("%s: %d bytes, over %d", tk.Name, size, maxTaskBytes)
 		}
-		if tk.Archive.SupernetVersion != tk.SupernetVersion() {
-			t.Errorf("%s: archive measured on %q, supernet is %q", tk.Name, tk.Archive.SupernetVersion, tk.SupernetVersion())
+		if tk.Archive.SupernetVersion != tk.Supernet.Version() {
+			t.Errorf("%s: archive measured on %q, supernet is %q", tk.Name, tk.Archive.SupernetVersion, tk.Supernet.Version())
 		}
 		if len(tk.Calib) == 0 {
 			t.Errorf("%s: no calibration images", tk.Name)

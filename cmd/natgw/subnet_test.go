@@ -194,8 +194,8 @@ func TestSupernetAverage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v := avg.Meta[supernet.MetaVersion]; v != weightsVersion(avg) {
-			t.Errorf("half %v: version %q, want the written tensors' %q", half, v, weightsVersion(avg))
+		if v := avg.Meta[supernet.MetaVersion]; v != avg.Digest() {
+			t.Errorf("half %v: version %q, want the written tensors' %q", half, v, avg.Digest())
 		}
 		a, _ := supernet.Load(paths[0], supernet.LoadOptions{})
 		b, _ := supernet.Load(paths[1], supernet.LoadOptions{})

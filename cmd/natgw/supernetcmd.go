@@ -103,7 +103,7 @@ func cmdSupernetAverage(ctx context.Context, env *cli, args []string) error {
 			return err
 		}
 	}
-	avg.Meta[supernet.MetaVersion] = weightsVersion(avg) // not the last input's any more
+	avg.StampVersion() // not the last input's any more
 	if err := avg.Save(*out, supernet.SaveOptions{Half: *half}); err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func cmdTuneCrop(ctx context.Context, env *cli, args []string) error {
 	if !slices.Equal(set.Labels, t.Labels) {
 		return fmt.Errorf("tune-crop: %s/val's classes are not the task's labels in order", *data)
 	}
-	version := t.SupernetVersion()
+	version := t.Supernet.Version()
 	done, err := readCropLog(*log, version)
 	if err != nil {
 		return err
