@@ -57,7 +57,7 @@ func waitFor(t *testing.T, ts *testServer, q string) budgetAnswer {
 func measuredCandidate(t *testing.T, tk *task.Task) task.Entry {
 	t.Helper()
 	for _, e := range tk.Archive.Snapshot() {
-		if e.Source == specializer.SourceResolve {
+		if e.Source == task.SourceResolve {
 			if e.Predicted {
 				t.Fatalf("measured candidate %+v", e)
 			}

@@ -89,7 +89,7 @@ func writeTestTask(t testing.TB, name string, archs []supernet.Arch, top1 func(m
 		c := sub.Count()
 		a = sub.Arch
 		archive.Put(task.Entry{Arch: a, Hash: a.Hash(), MAdds: c.MAdds, Params: c.Params,
-			Top1: top1(c.MAdds), Split: task.SplitVal, Source: "test"})
+			Top1: top1(c.MAdds), Split: task.SplitVal, Source: task.SourceSynthetic})
 	}
 	tk := &task.Task{
 		Manifest: task.Manifest{Name: name, Description: "test task", Preprocess: preprocess.DefaultSpec(0)},

@@ -85,7 +85,7 @@ func TestEvaluatorUsesArchive(t *testing.T) {
 	spec := tinySpec()
 	a := spec.Largest()
 	arch := &task.Archive{}
-	arch.Put(task.Entry{Arch: a, Hash: a.Hash(), MAdds: 1, Params: 2, Top1: 0.123, Split: task.SplitVal, Source: "x"})
+	arch.Put(task.Entry{Arch: a, Hash: a.Hash(), MAdds: 1, Params: 2, Top1: 0.123, Split: task.SplitVal, Source: task.SourceSynthetic})
 	ev := newTestEvaluator(t, data, arch)
 	e, err := ev.Evaluate(context.Background(), a)
 	if err != nil || e.Top1 != 0.123 {

@@ -15,9 +15,6 @@ import (
 	"github.com/natgw/natgw/task"
 )
 
-// SourceResolve marks archive entries measured because the resolver predicted them.
-const SourceResolve = "resolve"
-
 // ResolverConfig configures NewResolver. Zero values take the defaults given.
 type ResolverConfig struct {
 	Spec    *supernet.Spec // required
@@ -540,7 +537,7 @@ func (r *Resolver) search(ctx context.Context, b Budget, model surrogate.Model, 
 			continue
 		}
 		e := task.Entry{Arch: a, Hash: a.Hash(), MAdds: cnt.MAdds, Params: cnt.Params, Top1: clamp(-ind.Objs[0]),
-			Split: task.SplitVal, Predicted: true, Source: SourceResolve}
+			Split: task.SplitVal, Predicted: true, Source: task.SourceResolve}
 		if b.LatencyMS > 0 {
 			e.LatencyMS = r.cfg.Latency.PredictMS(a)
 		}
@@ -586,7 +583,7 @@ func (r *Resolver) measure(ctx context.Context, p task.Entry) error {
 			return err
 		}
 	}
-	e.Source, e.Predicted = SourceResolve, false
+	e.Source, e.Predicted = task.SourceResolve, false
 	r.cfg.Archive.Put(e)
 	if r.cfg.ArchivePath != "" {
 		if err := r.cfg.Archive.Save(r.cfg.ArchivePath); err != nil {

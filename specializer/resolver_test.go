@@ -54,7 +54,7 @@ func sparseArchive(t testing.TB, spec *supernet.Spec, n int) *task.Archive {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.Source = SourceInitial
+		e.Source = task.SourceInitial
 		a.Put(e)
 	}
 	return a
@@ -227,7 +227,7 @@ func TestResolverSweep(t *testing.T) {
 		}
 		c := a.Pending.Candidate
 		m, ok := saved.Lookup(c.Hash)
-		if !ok || m.Predicted || m.Source != SourceResolve {
+		if !ok || m.Predicted || m.Source != task.SourceResolve {
 			t.Fatalf("candidate %s not measured into the saved archive: %+v %v", c.Hash[:12], m, ok)
 		}
 		got := second[i].Entry
@@ -459,7 +459,7 @@ func TestResolverNoSearchWhereMeasured(t *testing.T) {
 		if e.Top1 >= best.Top1 {
 			continue
 		}
-		e.Source = SourceResolve
+		e.Source = task.SourceResolve
 		arch.Put(e)
 		break
 	}

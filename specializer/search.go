@@ -31,13 +31,6 @@ type LatencyPredictor interface {
 	PredictMS(arch supernet.Arch) float64
 }
 
-// Entry sources written by the search.
-const (
-	SourceInitial = "initial"
-	SourceSeed    = "seed"
-	SourceSearch  = "search"
-)
-
 // Config configures Search. Zero values take the defaults given per field.
 type Config struct {
 	Evaluator Evaluator     // required
@@ -193,7 +186,7 @@ func Search(ctx context.Context, cfg Config) error {
 		if s.measured >= cfg.Evals {
 			break
 		}
-		if err := s.measure(ctx, a, SourceSeed, 0); err != nil {
+		if err := s.measure(ctx, a, task.SourceSeed, 0); err != nil {
 			return fmt.Errorf("seed %s: %w", a.JSON(), err)
 		}
 	}
@@ -201,7 +194,7 @@ func Search(ctx context.Context, cfg Config) error {
 		if s.measured >= cfg.Evals {
 			break
 		}
-		if err := s.measure(ctx, a, SourceInitial, 0); err != nil {
+		if err := s.measure(ctx, a, task.SourceInitial, 0); err != nil {
 			return err
 		}
 	}
@@ -245,7 +238,7 @@ func countMeasured(es []task.Entry) int {
 func lastIteration(es []task.Entry) int {
 	it := 0
 	for _, e := range es {
-		if e.Source == SourceSearch {
+		if e.Source == task.SourceSearch {
 			it = max(it, e.Iteration)
 		}
 	}
@@ -253,7 +246,7 @@ func lastIteration(es []task.Entry) int {
 }
 
 // measure evaluates a unless the archive has it, then appends and saves.
-func (s *searcher) measure(ctx context.Context, a supernet.Arch, source string, it int) error {
+func (s *searcher) measure(ctx context.Context, a supernet.Arch, source task.Source, it int) error {
 	c, err := s.spec.Canonical(a)
 	if err != nil {
 		return fmt.Errorf("search: %w", err)
@@ -335,7 +328,7 @@ func objectiveCosts(spec *supernet.Spec, objs []Objective, lat LatencyPredictor,
 func (s *searcher) iteration(ctx context.Context, it int) error {
 	var train []task.Entry
 	for _, e := range s.cfg.Archive.Snapshot() {
-		if !e.Predicted && !(e.Source == SourceSearch && e.Iteration >= it) {
+		if !e.Predicted && !(e.Source == task.SourceSearch && e.Iteration >= it) {
 			train = append(train, e)
 		}
 	}
@@ -364,7 +357,7 @@ func (s *searcher) iteration(ctx context.Context, it int) error {
 		if s.measured >= s.cfg.Evals {
 			break
 		}
-		if err := s.measure(ctx, a, SourceSearch, it); err != nil {
+		if err := s.measure(ctx, a, task.SourceSearch, it); err != nil {
 			return err
 		}
 	}

@@ -68,7 +68,7 @@ func TestSearchBeatsRandomSearch(t *testing.T) {
 	}
 	// Sources and iterations are recorded.
 	for _, e := range arch.Snapshot() {
-		if (e.Source == SourceInitial) != (e.Iteration == 0) || (e.Source != SourceInitial && e.Source != SourceSearch) {
+		if (e.Source == task.SourceInitial) != (e.Iteration == 0) || (e.Source != task.SourceInitial && e.Source != task.SourceSearch) {
 			t.Fatalf("entry with source %q iteration %d", e.Source, e.Iteration)
 		}
 	}
@@ -170,12 +170,12 @@ func TestSearchSeeds(t *testing.T) {
 	}
 	for i, s := range seeds[:2] {
 		c, _ := spec.Canonical(s)
-		if es[i].Hash != c.Hash() || es[i].Source != SourceSeed {
+		if es[i].Hash != c.Hash() || es[i].Source != task.SourceSeed {
 			t.Errorf("entry %d: %s from %q, want seed %s first", i, es[i].Hash[:12], es[i].Source, c.Hash()[:12])
 		}
 	}
 	// The largest is a seed and also in the initial sample: measured once, as a seed.
-	if e, ok := arch.Lookup(spec.Largest().Hash()); !ok || e.Source != SourceSeed {
+	if e, ok := arch.Lookup(spec.Largest().Hash()); !ok || e.Source != task.SourceSeed {
 		t.Errorf("largest subnet: %+v, %v; want measured as a seed", e.Source, ok)
 	}
 	calls := ev.calls

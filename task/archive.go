@@ -19,6 +19,39 @@ const (
 	SplitTest = "test"
 )
 
+// Source says how an entry entered an archive: a closed set, checked on load.
+type Source string
+
+// The sources.
+const (
+	// SourceInitial: the search's initial sample (the smallest and largest subnets, then
+	// uniform-random ones).
+	SourceInitial Source = "initial"
+	// SourceSeed: an arch the caller asked every search to measure first.
+	SourceSeed Source = "seed"
+	// SourceSearch: picked by the surrogate-assisted search.
+	SourceSearch Source = "search"
+	// SourceCarried: one of the previous adaptation round's best members, measured again
+	// on the new weights.
+	SourceCarried Source = "carried"
+	// SourceResolve: a budget's candidate, measured because the resolver predicted it to
+	// beat the measured answer.
+	SourceResolve Source = "resolve"
+	// SourceSynthetic: an accuracy made up, for tests, demos and benchmarks; never in a
+	// task anyone is served models from for their accuracy.
+	SourceSynthetic Source = "synthetic"
+)
+
+// Valid reports whether s is one of the sources (or empty: entries written before sources
+// were recorded).
+func (s Source) Valid() bool {
+	switch s {
+	case "", SourceInitial, SourceSeed, SourceSearch, SourceCarried, SourceResolve, SourceSynthetic:
+		return true
+	}
+	return false
+}
+
 // Entry is one evaluated subnet.
 type Entry struct {
 	Arch      supernet.Arch `json:"arch"` // canonical
@@ -34,11 +67,12 @@ type Entry struct {
 	TestTop1 *float64 `json:"test_top1,omitempty"`
 	// Predicted marks accuracies that come from a surrogate, not a measurement.
 	Predicted bool `json:"predicted,omitempty"`
+	// Source is how it entered the archive; Iteration the search iteration that picked it.
+	Source    Source `json:"source,omitempty"`
+	Iteration int    `json:"iteration,omitempty"`
 	// Calibration, when set, is how its BatchNorm statistics were rebuilt when not as the
 	// task's (all its calibration images in CalibBatch batches).
 	Calibration *Calibration `json:"calibration,omitempty"`
-	Source      string       `json:"source,omitempty"` // how it entered: initial, search, resolve, ...
-	Iteration   int          `json:"iteration,omitempty"`
 }
 
 // Archive is a task's record of evaluated subnets. Methods are safe for concurrent use.
@@ -78,6 +112,9 @@ func LoadArchive(path string, spec *supernet.Spec) (*Archive, error) {
 		}
 		if e.Split != SplitVal {
 			return nil, fmt.Errorf("%s: entries[%d]: split %q, want %q (selection never uses another split)", path, i, e.Split, SplitVal)
+		}
+		if !e.Source.Valid() {
+			return nil, fmt.Errorf("%s: entries[%d]: unknown source %q", path, i, e.Source)
 		}
 		a.Entries[i].Arch, a.Entries[i].Hash = c, c.Hash()
 	}

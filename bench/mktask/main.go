@@ -66,7 +66,7 @@ func run() error {
 		c := sub.Count()
 		top1 := 0.5 + 0.4*(1-math.Exp(-float64(c.MAdds)/150e6)) + 0.01*rng.Float64()
 		a.Put(task.Entry{Arch: arch, Hash: arch.Hash(), MAdds: c.MAdds, Params: c.Params, Top1: top1,
-			Split: task.SplitVal, Source: "synthetic-benchmark"})
+			Split: task.SplitVal, Source: task.SourceSynthetic})
 	}
 	t := &task.Task{
 		Manifest: task.Manifest{Name: *name, Description: "load-benchmark task with synthetic accuracies",

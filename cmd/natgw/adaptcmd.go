@@ -23,9 +23,7 @@ import (
 	"github.com/natgw/natgw/trainer"
 )
 
-// SourceCarried marks archive entries re-measured from the previous adaptation
-// iteration's best members on the new weights.
-const sourceCarried = "carried"
+
 
 // adaptOptions are natgw adapt's settings, kept together so each phase reads them alike.
 type adaptOptions struct {
@@ -336,7 +334,7 @@ func (a *adapter) search(ctx context.Context, k int, sn *supernet.Supernet, fina
 					return nil, err
 				}
 			}
-			m.Source = sourceCarried
+			m.Source = task.SourceCarried
 			archive.Put(m)
 			if err := archive.Save(path); err != nil {
 				return nil, err

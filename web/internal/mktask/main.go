@@ -170,7 +170,7 @@ func writeTask(dir, name string, labels []string, seed uint64) error {
 		t := math.Log(float64(s.madds)/lo) / math.Log(hi/lo)
 		top1 := 0.55 + 0.3*math.Sqrt(t) - rng.Float64()*0.06
 		archive.Put(task.Entry{Arch: s.a, Hash: s.a.Hash(), MAdds: s.madds, Params: s.params,
-			Top1: math.Round(top1*1e4) / 1e4, Split: task.SplitVal, Source: "demo"})
+			Top1: math.Round(top1*1e4) / 1e4, Split: task.SplitVal, Source: task.SourceSynthetic})
 	}
 	tk := &task.Task{
 		Manifest: task.Manifest{
