@@ -62,6 +62,9 @@ type Config struct {
 	Generations int                 // NSGA-II generations per iteration; default 50
 
 	Progress io.Writer // progress lines; nil: none
+	// OnMeasured, if set, is called after every measurement with the entry, the archive's
+	// measured count and Evals.
+	OnMeasured func(e task.Entry, measured, evals int)
 }
 
 // DefaultSurrogates are NAT's adaptive-switching candidates: an RBF ensemble, a Matérn GP,
@@ -270,6 +273,9 @@ func (s *searcher) measure(ctx context.Context, a supernet.Arch, source task.Sou
 		if err := s.cfg.Archive.Save(s.cfg.ArchivePath); err != nil {
 			return fmt.Errorf("search: save archive: %w", err)
 		}
+	}
+	if s.cfg.OnMeasured != nil {
+		s.cfg.OnMeasured(e, s.measured, s.cfg.Evals)
 	}
 	if it == 0 {
 		// Seeds and the initial sample report nothing else until all are measured, which

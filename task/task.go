@@ -109,6 +109,12 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 // Preprocess returns the task's preprocessing for a subnet at resolution r.
 func (t *Task) Preprocess(r int) preprocess.Spec { return t.Manifest.At(r) }
 
+// SupernetPreprocess is the eval preprocessing at resolution r that a checkpoint records
+// (natgw import-tflite and train write it), else the ImageNet default.
+func SupernetPreprocess(sn *supernet.Supernet, r int) (preprocess.Spec, error) {
+	return preprocess.FromMeta(sn.Meta, r, preprocess.DefaultSpec(r))
+}
+
 // Load reads a task folder and checks that its parts agree: labels match the supernet's
 // classes, archive entries belong to the supernet's space.
 func Load(dir string) (*Task, error) {

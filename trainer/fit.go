@@ -97,6 +97,9 @@ func (t *Trainer) Fit(ctx context.Context, d Data) (Result, error) {
 			}
 			emaLoss = 0.9*emaLoss + 0.1*sr.Loss
 			emaAcc = 0.9*emaAcc + 0.1*sr.LargestAcc
+			if t.cfg.OnStep != nil {
+				t.cfg.OnStep(t.step, total, sr.Loss)
+			}
 			now := time.Now()
 			if t.cfg.Progress != nil && (now.Sub(lastLog) >= every || t.step == total || res.StepsRun == 1) {
 				lastLog = now

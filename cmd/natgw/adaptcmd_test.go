@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/natgw/natgw/internal/cpu"
+	"github.com/natgw/natgw/nat"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
 )
@@ -35,17 +36,33 @@ func TestAdaptAndEvaluate(t *testing.T) {
 		"--batch", "4", "--resolution", "32", "--evals", "5", "--final-evals", "6", "--initial", "4", "--per-iter", "2",
 		"--carry", "2", "--calib", "6", "--workers", "1", "--latency=false", "--budgets", "1G", "--train-resolutions", "elite",
 		"--top-sizes", "24,32"}
-	_, stderr, err := runCLI(t, args...)
+	stdout, stderr, err := runCLI(t, args...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	if !regexp.MustCompile(`fine-tuning 1 epochs at (24|32)(×\d+)?(,(24|32)(×\d+)?)? px`).MatchString(stderr) {
-		t.Errorf("fine-tuning not at the elite's resolutions:\n%s", stderr)
+	var res nat.Result
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("result %q: %v", stdout, err)
 	}
-	for _, want := range []string{"iteration 0/1: search", "iteration 0/1: fine-tuning", "(the top also at 24,32 px)", "iteration 1/1: search", "adapt: carried", "adapt: budget 1G:", "wrote task \"toy\""} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("progress lacks %q:\n%s", want, stderr)
+	// Two rounds: the first searched and fine-tuned, the final one searched the served
+	// weights after measuring the first's two best again.
+	if len(res.Rounds) != 2 || res.Rounds[0].Steps == 0 || res.Rounds[1].Carried != 2 || res.Rounds[1].Steps != 0 ||
+		res.Task != out || len(res.Front) == 0 || res.Rounds[1].Measured != len(res.Archive) {
+		t.Fatalf("result: %+v", res)
+	}
+	events := progressEvents(t, stderr)
+	var training []string
+	for _, e := range events {
+		if e.Stage == nat.StageFineTune && strings.HasPrefix(e.Message, "fine-tuning ") {
+			training = append(training, e.Message)
 		}
+	}
+	if len(training) != 1 || !regexp.MustCompile(`fine-tuning 1 epochs at (24|32)(×\d+)?(,(24|32)(×\d+)?)? px \(the top also at 24,32 px\)`).MatchString(training[0]) {
+		t.Errorf("fine-tuning not at the elite's resolutions: %q", training)
+	}
+	last := events[len(events)-1]
+	if last.Fraction != 1 || last.Stage != nat.StageWrite || !strings.Contains(last.Message, `wrote task "toy"`) {
+		t.Errorf("last progress event %+v", last)
 	}
 	tk, err := task.Load(out)
 	if err != nil {
@@ -101,7 +118,7 @@ func TestAdaptAndEvaluate(t *testing.T) {
 		t.Error("rerun changed the finished archive")
 	}
 
-	stdout, stderr, err := runCLI(t, "evaluate", "--task", out, "--data", data, "--split", "test")
+	stdout, stderr, err = runCLI(t, "evaluate", "--task", out, "--data", data, "--split", "test")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
@@ -159,7 +176,7 @@ func TestTopFlagRefused(t *testing.T) {
 		{"adapt, kernel 4", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top", string(bad.JSON())}, "--top"},
 		{"adapt, top size 4", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "24,4"}, "--top-sizes"},
 		{"adapt, top kd without top sizes", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-kd"}, "--top-kd needs --top-sizes"},
-		{"adapt, top kd weight without top kd", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "32", "--top-kd-weight", "2"}, "--top-kd-weight needs --top-kd"},
+		{"adapt, top kd weight without top kd", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "32", "--top-kd-weight", "2"}, "--top-kd-weight 2 needs --top-kd"},
 		{"adapt, negative top kd weight", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "32", "--top-kd", "--top-kd-weight", "-1"}, "--top-kd-weight"},
 		{"adapt, top sizes not numbers", []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--top-sizes", "24,,32"}, "--top-sizes"},
 		{"train, beside --fixed", []string{"train", "--supernet", ckpt, "--data", data, "--out", filepath.Join(dir, "w.safetensors"),
@@ -347,4 +364,22 @@ func checkVerified(t *testing.T, dir string, n int) {
 	if err := json.Unmarshal([]byte(stdout), &out); err != nil || out.Verified != n || out.Stored != n || out.Computed != 0 {
 		t.Fatalf("task calibrate --verify: %s (%v), want %d verified, none computed", stdout, err, n)
 	}
+}
+
+// progressEvents parses the JSON progress lines a command wrote (stderr is not a terminal
+// in tests).
+func progressEvents(t *testing.T, stderr string) []nat.Event {
+	t.Helper()
+	var out []nat.Event
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var e nat.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("progress line %q: %v", line, err)
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		t.Fatal("no progress")
+	}
+	return out
 }

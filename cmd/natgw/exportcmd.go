@@ -67,7 +67,7 @@ func cmdExport(ctx context.Context, env *cli, args []string) error {
 	if labels != nil && len(labels) != sub.Classifier.Out {
 		return fmt.Errorf("labels %s: %d labels, but the supernet has %d classes", *labelsPath, len(labels), sub.Classifier.Out)
 	}
-	pp, err := supernetPreprocess(sn, sub.Resolution)
+	pp, err := ntask.SupernetPreprocess(sn, sub.Resolution)
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ func searchTemplate(taskArg string, sn *supernet.Supernet) (task.Manifest, error
 		if !task.ValidName(filepath.Base(taskArg)) {
 			return task.Manifest{}, fmt.Errorf("--task %q is neither a task folder nor a valid task name", taskArg)
 		}
-		p, err := supernetPreprocess(sn, 0)
+		p, err := task.SupernetPreprocess(sn, 0)
 		return task.Manifest{Preprocess: p}, err
 	}
 	if err != nil {

@@ -33,26 +33,3 @@ func parseSizes(s string) ([]int, error) {
 	}
 	return out, nil
 }
-
-// sizeList formats sizes for progress lines: each distinct size with its count when > 1.
-func sizeList(sizes []int) string {
-	count := map[int]int{}
-	var order []int
-	for _, v := range sizes {
-		if count[v] == 0 {
-			order = append(order, v)
-		}
-		count[v]++
-	}
-	var b strings.Builder
-	for i, v := range order {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(v))
-		if count[v] > 1 {
-			fmt.Fprintf(&b, "×%d", count[v])
-		}
-	}
-	return b.String()
-}

@@ -35,9 +35,6 @@ func TestParseSizes(t *testing.T) {
 			t.Errorf("%q: %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 	}
-	if got := sizeList([]int{128, 96, 128, 160, 128}); got != "128×3,96,160" {
-		t.Errorf("sizeList: %q", got)
-	}
 }
 
 func FuzzParseSizes(f *testing.F) {

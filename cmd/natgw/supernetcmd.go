@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/natgw/natgw/nat"
 	"github.com/natgw/natgw/supernet"
 )
 
@@ -99,7 +100,7 @@ func cmdSupernetAverage(ctx context.Context, env *cli, args []string) error {
 	avg.Meta["averaged_from"] = strings.Join(paths, ",")
 	if *half {
 		// Archives key measurements by version: stamp the rounded tensors', as adapt does.
-		if avg, err = roundHalf(avg); err != nil {
+		if avg, err = nat.RoundHalf(avg); err != nil {
 			return err
 		}
 	}

@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 
-	"github.com/natgw/natgw/dataset"
+	"github.com/natgw/natgw/nat"
 	"github.com/natgw/natgw/specializer"
 	"github.com/natgw/natgw/task"
 )
@@ -30,7 +29,7 @@ func cmdTaskCalibrate(ctx context.Context, env *cli, args []string) error {
 		return err
 	}
 	if *data != "" {
-		if err := copyVal(t, *data); err != nil {
+		if err := nat.CopyVal(t, *data); err != nil {
 			return err
 		}
 		if t, err = task.Load(*dir); err != nil {
@@ -78,23 +77,6 @@ func loadRemakingStats(env *cli, cmd, dir string) (*task.Task, error) {
 		return nil, err
 	}
 	return task.Load(dir)
-}
-
-// copyVal copies a data set's val split into the task folder, after checking that its
-// classes are the task's, in the same order.
-func copyVal(t *task.Task, data string) error {
-	set, err := dataset.Open(data, "val")
-	if err != nil {
-		return err
-	}
-	if !slices.Equal(set.Labels, t.Labels) {
-		return fmt.Errorf("%s: its %d classes are not the task's %d labels in the same order", data, len(set.Labels), len(t.Labels))
-	}
-	files := make([]task.ValFile, len(set.Items))
-	for i, it := range set.Items {
-		files[i] = task.ValFile{Path: it.Path, Label: it.Label}
-	}
-	return task.WriteVal(t.Dir, files)
 }
 
 // verifyStats measures every measured archive entry from its stored statistics on the

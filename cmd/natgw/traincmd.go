@@ -10,8 +10,8 @@ import (
 
 	"github.com/natgw/natgw/dataset"
 	"github.com/natgw/natgw/internal/cpu"
-	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
+	"github.com/natgw/natgw/task"
 	"github.com/natgw/natgw/trainer"
 )
 
@@ -152,7 +152,7 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 			return usageError{"train: --resolutions: " + err.Error()}
 		}
 	}
-	eval, err := supernetPreprocess(sn, *res)
+	eval, err := task.SupernetPreprocess(sn, *res)
 	if err != nil {
 		return err
 	}
@@ -261,10 +261,4 @@ func loadTeacher(path string, classes int) (func(ctx context.Context, x []float3
 	return func(ctx context.Context, x []float32, n, r int) ([]float32, error) {
 		return net.Forward(ctx, x, n, r, r)
 	}, nil
-}
-
-// supernetPreprocess is the eval preprocessing at resolution res that the checkpoint
-// records, else the ImageNet default.
-func supernetPreprocess(sn *supernet.Supernet, res int) (preprocess.Spec, error) {
-	return preprocess.FromMeta(sn.Meta, res, preprocess.DefaultSpec(res))
 }
