@@ -50,7 +50,10 @@ func ForTask(t *task.Task, opt TaskOptions) (*Resolver, error) {
 		Queue: opt.Queue, Logger: log,
 		// A measurement leaves hundreds of megabytes of activations behind: returned to the
 		// system once the queue is empty (between measurements the next one reuses them).
-		Idle: func() { debug.FreeOSMemory() }}
+		Idle: func() {
+			supernet.ReleaseCalibrationBuffers()
+			debug.FreeOSMemory()
+		}}
 	if opt.SearchTime > 0 {
 		if _, err := t.ValImages(); err == nil {
 			cfg.Evaluator = &taskEvaluator{t: t, opt: opt}

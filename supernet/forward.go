@@ -21,7 +21,7 @@ type Net struct {
 	final     *convOp
 	mix       *convOp
 	cls       Linear
-	pool      sync.Pool // *workspace
+	pool      *sync.Pool // of *workspace: the Net's own, or calibrationBuffers
 	workers   int
 	calibrate bool
 }
@@ -70,7 +70,10 @@ func (n *Subnet) CompileOn(workers int) *Net { return n.compile(false, max(1, wo
 
 func (n *Subnet) compile(calibrate bool, workers int) *Net {
 	net := &Net{classes: n.Classifier.Out, padding: n.Padding, cls: n.Classifier,
-		workers: workers, calibrate: calibrate}
+		workers: workers, calibrate: calibrate, pool: new(sync.Pool)}
+	if calibrate {
+		net.pool = &calibrationBuffers
+	}
 	op := func(l *ConvLayer) convOp {
 		o := convOp{l: l, w: l.Weight, b: l.Bias, act: toCPU(l.Act)}
 		if l.BN == nil {
@@ -129,9 +132,16 @@ func FoldBN(w, bias []float32, bn *BatchNorm) ([]float32, []float32) {
 // Classes is the number of logits per image.
 func (m *Net) Classes() int { return m.classes }
 
-// dropBuffers empties the workspace pool, so that its buffers are garbage at once.
-func (m *Net) dropBuffers() {
-	for m.pool.Get() != nil {
+// calibrationBuffers are the activation buffers of recalibrations (hundreds of MB at large
+// batches), shared so that one recalibration reuses the last one's instead of faulting in
+// fresh memory; ReleaseCalibrationBuffers makes them garbage.
+var calibrationBuffers sync.Pool
+
+// ReleaseCalibrationBuffers drops the buffers recalibrations keep for the next one, so
+// that the next garbage collection returns them (a server calls it when it has nothing
+// more to measure).
+func ReleaseCalibrationBuffers() {
+	for calibrationBuffers.Get() != nil {
 	}
 }
 
@@ -241,7 +251,6 @@ func (m *Net) conv(o *convOp, x []float32, n, c, h, w int, ws *workspace, dst, w
 	cpu.ConvForwardScratch(g, x, o.w, o.b, act, y, ws.get(scratchSlot, g.ScratchSize()))
 	if o.bn != nil {
 		batchNorm(o, y, n, l.Out, oh*ow, workers)
-		cpu.Apply(o.act, y)
 	}
 	return y, l.Out, oh, ow
 }
@@ -253,8 +262,9 @@ func (m *Net) dense(o *convOp, x []float32, n, c int) ([]float32, int) {
 	fcForward(n, c, l.Out, x, o.w, o.b, y)
 	if o.bn != nil {
 		batchNorm(o, y, n, l.Out, 1, m.workers)
+	} else {
+		cpu.Apply(o.act, y)
 	}
-	cpu.Apply(o.act, y)
 	return y, l.Out
 }
 
@@ -286,8 +296,8 @@ func applySE(se *SE, x []float32, n, c, hw int) {
 }
 
 // batchNorm normalises y [n,c,hw] with its own batch statistics (mean and biased variance
-// per channel), records them, and applies the affine parameters: BatchNorm as OFA's
-// set_running_statistics runs it.
+// per channel), records them, and applies the affine parameters and the layer's
+// activation: BatchNorm as OFA's set_running_statistics runs it.
 func batchNorm(o *convOp, y []float32, n, c, hw, workers int) {
 	mean := make([]float64, c)
 	vari := make([]float64, c)
@@ -302,7 +312,7 @@ func batchNorm(o *convOp, y []float32, n, c, hw, workers int) {
 		shift[ch] = float32(float64(o.bn.Bias[ch]) - mean[ch]*inv)
 	}
 	o.stats.count += n
-	cpu.ChannelAffine(n, c, hw, y, scale, shift)
+	cpu.ChannelAffineAct(n, c, hw, y, scale, shift, o.act)
 }
 
 // Batches yields calibration batches: it calls fn for each [batch,3,h,w] tensor.
@@ -319,10 +329,6 @@ func (n *Subnet) Recalibrate(ctx context.Context, batches Batches) error {
 // their number).
 func (n *Subnet) RecalibrateOn(ctx context.Context, batches Batches, workers int) error {
 	net := n.compile(true, max(1, workers))
-	// This net dies with the call. Its pooled activation buffers (hundreds of MB at large
-	// batches) would otherwise outlive it by two garbage collections in sync.Pool's victim
-	// cache, and hold the collector's goal high meanwhile.
-	defer net.dropBuffers()
 	err := batches(ctx, func(x []float32, batch, h, w int) error {
 		_, err := net.Forward(ctx, x, batch, h, w)
 		return err

@@ -2,13 +2,12 @@ package supernet
 
 import "testing"
 
-func TestDropBuffers(t *testing.T) {
-	var m Net
+func TestReleaseCalibrationBuffers(t *testing.T) {
 	for range 3 {
-		m.pool.Put(&workspace{})
+		calibrationBuffers.Put(&workspace{})
 	}
-	m.dropBuffers()
-	if v := m.pool.Get(); v != nil {
-		t.Fatalf("pool still holds %T after dropBuffers", v)
+	ReleaseCalibrationBuffers()
+	if v := calibrationBuffers.Get(); v != nil {
+		t.Fatalf("the pool still holds %T", v)
 	}
 }

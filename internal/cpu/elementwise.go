@@ -5,6 +5,8 @@ package cpu
 #cgo nocallback k_gap
 #cgo noescape k_channel_affine
 #cgo nocallback k_channel_affine
+#cgo noescape k_channel_affine_act
+#cgo nocallback k_channel_affine_act
 #cgo noescape k_channel_scale
 #cgo nocallback k_channel_scale
 #cgo noescape k_add
@@ -48,6 +50,22 @@ func ChannelAffine(n, c, hw int, x []float32, scale, shift []float32) {
 	w := workersFor(float64(planes*hw), minElemsPerWorker, planes)
 	parallel(planes, w, func(_, lo, hi int) {
 		C.k_channel_affine(fptr(x), C.long(lo), C.long(hi), C.int(c), C.long(hw), fptr(scale), fptr(shift))
+	})
+}
+
+// ChannelAffineAct is ChannelAffine then Apply(act) in one pass, bit for bit the same.
+func ChannelAffineAct(n, c, hw int, x []float32, scale, shift []float32, act Act) {
+	act.check()
+	planes := n * c
+	if planes == 0 || hw == 0 {
+		return
+	}
+	need("ChannelAffineAct", "x", x, planes*hw)
+	need("ChannelAffineAct", "scale", scale, c)
+	need("ChannelAffineAct", "shift", shift, c)
+	w := workersFor(float64(planes*hw), minElemsPerWorker, planes)
+	parallel(planes, w, func(_, lo, hi int) {
+		C.k_channel_affine_act(fptr(x), C.long(lo), C.long(hi), C.int(c), C.long(hw), fptr(scale), fptr(shift), C.int(act))
 	})
 }
 

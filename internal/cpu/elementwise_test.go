@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -107,6 +108,16 @@ func TestElementwise(t *testing.T) {
 			wa[i] = float64(x[i])*float64(scl[ch]) + float64(sh[ch])
 		}
 		compare(t, "ChannelAffine", xa, wa, nil)
+		// The fused pass is the two passes, bit for bit, for every activation.
+		for _, act := range []Act{ActNone, ActReLU, ActReLU6, ActHSwish, ActHSigmoid} {
+			two := append([]float32(nil), xa...)
+			Apply(act, two)
+			one := append([]float32(nil), x...)
+			ChannelAffineAct(n, c, hw, one, scl, sh, act)
+			if !slices.Equal(one, two) {
+				t.Fatalf("ChannelAffineAct %v on %v differs from ChannelAffine then Apply", act, sz)
+			}
+		}
 
 		s := randSlice(r, n*c, 2)
 		xs := append([]float32(nil), x...)

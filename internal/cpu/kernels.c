@@ -95,6 +95,17 @@ void k_channel_affine(float *x, long p0, long p1, int c, long hw, const float *s
 	}
 }
 
+void k_channel_affine_act(float *x, long p0, long p1, int c, long hw, const float *scale, const float *shift, int act) {
+	for (long p = p0; p < p1; p++) {
+		float *s = x + p * hw;
+		const float a = scale[p % c], b = shift[p % c];
+		const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+		long i = 0;
+		for (; i + 8 <= hw; i += 8) _mm256_storeu_ps(s + i, act8(_mm256_fmadd_ps(_mm256_loadu_ps(s + i), va, vb), act));
+		for (; i < hw; i++) s[i] = act1(__builtin_fmaf(s[i], a, b), act);
+	}
+}
+
 void k_channel_scale(float *x, long p0, long p1, long hw, const float *sc) {
 	for (long p = p0; p < p1; p++) {
 		float *s = x + p * hw;
