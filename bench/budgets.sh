@@ -4,8 +4,9 @@
 # Per round:
 #  1. a fresh gateway: time to ready; each task asked N never-asked budgets log-spaced over
 #     20M..600M MAdds, one at a time (p50/p99 per request, every answer fits its budget, the
-#     accuracy models are chosen by never falls as the budget rises); then a warm budget
-#     asked WARM times by one client (p50/p99);
+#     accuracy models are chosen by never falls as the budget rises); the same budgets
+#     again, willing to wait for the background work they started (Prefer: wait); then a
+#     warm budget asked WARM times by one client (p50/p99);
 #  2. another fresh gateway: N never-asked budgets in all (half per task) sent at once,
 #     then SETTLE seconds of the background work they started; the gateway's peak RSS.
 # Prints JSON lines. Usage: ROUNDS=3 N=20 bash bench/budgets.sh
@@ -22,7 +23,7 @@ port=$((20000 + RANDOM % 20000))
 url="http://127.0.0.1:$port"
 
 start() { # start a fresh gateway on the shipped tasks with its defaults; prints its pid
-  "$w/natgw" serve --addr "127.0.0.1:$port" --access-log=false 2>"$w/serve.log" &
+  "$w/natgw" serve --addr "127.0.0.1:$port" --access-log=false >"$w/serve.out" 2>"$w/serve.log" &
   echo $!
 }
 ready() { # ready PID: waits for readiness, prints the seconds it took
@@ -43,7 +44,7 @@ peak() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$1/status"; } # peak RSS in M
 for round in $(seq "${ROUNDS:-1}"); do
   pid=$(start)
   echo "{\"round\": $round, \"phase\": \"start\", \"ready_s\": $(ready "$pid")}"
-  "$w/budgets" -url "$url" -n "$n" -warm "$warm" -phases sweep,warm | sed "s/^{/{\"round\": $round, /"
+  "$w/budgets" -url "$url" -n "$n" -warm "$warm" -phases sweep,settle,warm | sed "s/^{/{\"round\": $round, /"
   echo "{\"round\": $round, \"phase\": \"sweep+warm\", \"peak_rss_mib\": $(peak "$pid")}"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 

@@ -394,10 +394,19 @@ func (e *SubnetEvaluator) fits(r int) bool {
 	return 4*int64(3*r*r)*int64(len(e.calib)+len(e.val)) <= e.cfg.MaxTensorBytes
 }
 
-// preprocess fills dst with items preprocessed by spec, on the evaluator's workers.
+// preprocess fills dst with items preprocessed by spec, on the evaluator's workers (on
+// the calling goroutine for one).
 func (e *SubnetEvaluator) preprocess(spec preprocess.Spec, items []decodedItem, dst []float32) error {
 	img := spec.TensorLen()
 	workers := e.cfg.Workers
+	if workers == 1 {
+		for i := range items {
+			if err := spec.Tensor(items[i].img, dst[i*img:(i+1)*img]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"sync"
 	"time"
 
+	"github.com/natgw/natgw/internal/affinity"
 	"github.com/natgw/natgw/specializer/nsga2"
 	"github.com/natgw/natgw/specializer/surrogate"
 	"github.com/natgw/natgw/supernet"
@@ -41,6 +43,10 @@ type ResolverConfig struct {
 	// Idle, if set, runs on the background worker each time its queue empties after
 	// measuring (a server returns the measurements' memory then, not between two of them).
 	Idle func()
+	// Background runs the worker on an OS thread of its own at the lowest scheduling
+	// priority, so that a server's requests always come first. Measurements must then run
+	// on that thread too: one core (an Evaluator with Workers 1).
+	Background bool
 }
 
 // Answer is a budget's answer.
@@ -341,6 +347,14 @@ func measuredCeiling(entries []task.Entry) float64 {
 
 func (r *Resolver) worker(ctx context.Context) {
 	defer close(r.done)
+	if r.cfg.Background {
+		// Locked for good: the thread leaves with the goroutine, never carrying its low
+		// priority back to Go's pool.
+		runtime.LockOSThread()
+		if err := affinity.LowerThread(affinity.Background); err != nil {
+			r.log.Warn("resolver: background work at normal priority", "err", err)
+		}
+	}
 	measured := false
 	for {
 		select {

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/natgw/natgw/internal/affinity"
 	"github.com/natgw/natgw/specializer/surrogate"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
@@ -487,5 +489,61 @@ func TestResolverNoSearchAboveTheBest(t *testing.T) {
 	r.WaitIdle(context.Background())
 	if r.Searches() != 0 {
 		t.Fatalf("%d searches above the best subnet", r.Searches())
+	}
+}
+
+// niceRecorder records the scheduling niceness of the thread each measurement runs on.
+type niceRecorder struct {
+	Evaluator
+	mu   sync.Mutex
+	seen []int
+}
+
+func (n *niceRecorder) Evaluate(ctx context.Context, a supernet.Arch) (task.Entry, error) {
+	v, err := affinity.ThreadNice()
+	if err != nil {
+		return task.Entry{}, err
+	}
+	n.mu.Lock()
+	n.seen = append(n.seen, v)
+	n.mu.Unlock()
+	return n.Evaluator.Evaluate(ctx, a)
+}
+
+// TestResolverBackgroundPriority: with Background set, searches and measurements run on a
+// thread at the lowest priority, and the caller's thread keeps its own.
+func TestResolverBackgroundPriority(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("thread priorities are set on Linux only")
+	}
+	spec := supernet.OFAMobileNetV3(1.0, 10)
+	arch := sparseArchive(t, spec, 24)
+	ev := &niceRecorder{Evaluator: &synthetic{spec: spec}}
+	r, err := NewResolver(ResolverConfig{Spec: spec, Archive: arch, Seed: 1, Evaluator: ev, Background: true, SearchTime: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	lo, hi := Range(arch.Snapshot())
+	for i := range 20 {
+		r.Resolve(context.Background(), Budget{MAdds: lo.MAdds + (hi.MAdds-lo.MAdds)*int64(i+1)/20})
+	}
+	if err := r.WaitIdle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if len(ev.seen) == 0 {
+		t.Fatal("nothing was measured in the background")
+	}
+	for _, v := range ev.seen {
+		if v != affinity.Background {
+			t.Fatalf("a background measurement ran at niceness %d, want %d", v, affinity.Background)
+		}
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if v, _ := affinity.ThreadNice(); v == affinity.Background {
+		t.Fatal("the caller's thread was lowered too")
 	}
 }

@@ -53,7 +53,9 @@ func ForTask(t *task.Task, opt TaskOptions) (*Resolver, error) {
 		Idle: func() {
 			supernet.ReleaseCalibrationBuffers()
 			debug.FreeOSMemory()
-		}}
+		},
+		// One core at the lowest priority: a server's requests come first.
+		Background: opt.Workers == 1}
 	if opt.SearchTime > 0 {
 		if _, err := t.ValImages(); err == nil {
 			cfg.Evaluator = &taskEvaluator{t: t, opt: opt}

@@ -5,6 +5,9 @@
 //     ascending order: latency percentiles, and checks that every answer fits its budget
 //     and that the accuracy models are chosen by (accuracy.top1) never falls as the
 //     budget rises;
+//   - settle: the sweep's budgets asked again, each willing to wait for its pending
+//     background work (Prefer: wait=60): how long until all settled, and how many
+//     answers a measured candidate improved;
 //   - burst: n budgets (a grid none of the sweep's budgets lies on) all sent at once;
 //   - warm: one already-asked budget requested -warm times by one client.
 //
@@ -56,6 +59,7 @@ type phase struct {
 	MaxMS    float64  `json:"max_ms"`
 	WallMS   float64  `json:"wall_ms,omitempty"`
 	Models   int      `json:"distinct_models,omitempty"`
+	Improved *int     `json:"improved,omitempty"` // settle: answers a measured candidate replaced
 	Pending  int      `json:"pending,omitempty"`
 	Fits     *bool    `json:"every_answer_fits,omitempty"`
 	Monotone *bool    `json:"accuracy_monotone,omitempty"`
@@ -68,7 +72,7 @@ func run() error {
 	n := flag.Int("n", 20, "budgets per task per phase")
 	lo := flag.Float64("lo", 20e6, "smallest MAdds budget")
 	hi := flag.Float64("hi", 600e6, "largest MAdds budget")
-	only := flag.String("phases", "sweep,burst,warm", "phases to run, in this order")
+	only := flag.String("phases", "sweep,settle,burst,warm", "phases to run, in this order (settle follows a sweep)")
 	warm := flag.Int("warm", 2000, "requests of the warm phase")
 	flag.Parse()
 	u, err := url.Parse(*base)
@@ -79,9 +83,16 @@ func run() error {
 		return fmt.Errorf("%s is not a loopback address", *base)
 	}
 	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	get := func(task string, madds int64) (answer, time.Duration, error) {
+	getWaiting := func(task string, madds int64, wait bool) (answer, time.Duration, error) {
 		t0 := time.Now()
-		res, err := client.Get(fmt.Sprintf("%s/v1/models?task=%s&madds=%d", *base, task, madds))
+		req, err := http.NewRequest("GET", fmt.Sprintf("%s/v1/models?task=%s&madds=%d", *base, task, madds), nil)
+		if err != nil {
+			return answer{}, 0, err
+		}
+		if wait {
+			req.Header.Set("Prefer", "wait=60")
+		}
+		res, err := client.Do(req)
 		if err != nil {
 			return answer{}, 0, err
 		}
@@ -97,6 +108,8 @@ func run() error {
 		var a answer
 		return a, d, json.Unmarshal(body, &a)
 	}
+	get := func(task string, madds int64) (answer, time.Duration, error) { return getWaiting(task, madds, false) }
+	swept := map[string][]answer{} // the sweep's answers by task, in grid order
 	grid := func(offset float64) []int64 {
 		out := make([]int64, *n)
 		for i := range out {
@@ -126,6 +139,7 @@ func run() error {
 						continue
 					}
 					models[a.ID] = true
+					swept[task] = append(swept[task], a)
 					if a.Pending != nil {
 						p.Pending++
 					}
@@ -141,6 +155,32 @@ func run() error {
 				}
 				p.P50MS, p.P99MS, p.MaxMS = pct(times, 50), pct(times, 99), slices.Max(times)
 				p.Models, p.Fits, p.Monotone = len(models), &fits, &mono
+				enc.Encode(p)
+			}
+		case "settle":
+			for _, task := range names {
+				p := phase{Phase: "settle", Task: task}
+				t0 := time.Now()
+				improved := 0
+				for i, b := range grid(0) {
+					a, _, err := getWaiting(task, b, true)
+					p.Requests++
+					if err != nil {
+						p.Errors++
+						p.Problems = append(p.Problems, err.Error())
+						continue
+					}
+					if a.Pending != nil {
+						p.Pending++
+					}
+					if i < len(swept[task]) && a.ID != swept[task][i].ID {
+						improved++
+						if a.Accuracy.Top1 < swept[task][i].Accuracy.Top1 {
+							p.Problems = append(p.Problems, fmt.Sprintf("madds=%d: settled on a less accurate model", b))
+						}
+					}
+				}
+				p.WallMS, p.Improved = ms(time.Since(t0)), &improved
 				enc.Encode(p)
 			}
 		case "burst":

@@ -64,6 +64,31 @@ func PinThread(cpus []int) error {
 	return nil
 }
 
+// Background is the niceness LowerThread gives a thread: the kernel runs any thread of
+// normal priority first.
+const Background = 19
+
+// LowerThread sets the calling OS thread's niceness (Linux schedules threads, so this
+// touches no other thread of the process). Lock the goroutine to its thread first
+// (runtime.LockOSThread), and keep it locked: a thread handed back to Go's pool would
+// carry the lower priority to whatever goroutine runs on it next.
+func LowerThread(nice int) error {
+	if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice); err != nil {
+		return fmt.Errorf("affinity: lower thread priority to %d: %w", nice, err)
+	}
+	return nil
+}
+
+// ThreadNice returns the calling OS thread's niceness.
+func ThreadNice() (int, error) {
+	// getpriority's raw value is 20 - nice, so that it is never negative.
+	p, err := unix.Getpriority(unix.PRIO_PROCESS, unix.Gettid())
+	if err != nil {
+		return 0, fmt.Errorf("affinity: %w", err)
+	}
+	return 20 - p, nil
+}
+
 // Thread returns the CPUs the calling OS thread may run on.
 func Thread() ([]int, error) {
 	var set unix.CPUSet

@@ -14,3 +14,12 @@ func PinThread(cpus []int) error { return errUnsupported }
 
 // Thread is Linux-only.
 func Thread() ([]int, error) { return nil, errUnsupported }
+
+// Background is LowerThread's niceness for background work.
+const Background = 19
+
+// LowerThread is Linux-only.
+func LowerThread(nice int) error { return errUnsupported }
+
+// ThreadNice is Linux-only.
+func ThreadNice() (int, error) { return 0, errUnsupported }
