@@ -69,7 +69,8 @@ const maxWait = 60 * time.Second
 
 // answerBudget answers a budget at once with the task's best measured subnet that fits.
 // With wait > 0 (Prefer: wait), a request whose budget has background work pending first
-// waits up to that long for it to settle, and answers with whatever is best then.
+// waits up to that long for it to settle (a measurement that grew the archive may start
+// another search: that is waited for too), and answers with whatever is best then.
 func (s *Server) answerBudget(ctx context.Context, ts *servedTask, b specializer.Budget, wait time.Duration) (budgetAnswer, error) {
 	ans, err := ts.resolver.Resolve(ctx, b)
 	if err != nil {
@@ -77,14 +78,19 @@ func (s *Server) answerBudget(ctx context.Context, ts *servedTask, b specializer
 	}
 	if ans.Pending != nil && wait > 0 {
 		timer := time.NewTimer(min(wait, maxWait))
-		select {
-		case <-ts.resolver.Settled(b):
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-		if ans, err = ts.resolver.Resolve(ctx, b); err != nil {
-			return budgetAnswer{}, err
+		defer timer.Stop()
+	waiting:
+		for ans.Pending != nil {
+			select {
+			case <-ts.resolver.Settled(b):
+			case <-timer.C:
+				break waiting
+			case <-ctx.Done():
+				break waiting
+			}
+			if ans, err = ts.resolver.Resolve(ctx, b); err != nil {
+				return budgetAnswer{}, err
+			}
 		}
 	}
 	info, err := s.modelFor(ctx, ts, ans.Entry)

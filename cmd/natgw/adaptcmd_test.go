@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"maps"
 	"math"
@@ -127,7 +128,7 @@ func TestAdaptAndEvaluate(t *testing.T) {
 	if len(rows) != len(front) {
 		t.Fatalf("%d rows for a front of %d:\n%s", len(rows), len(front), stdout)
 	}
-	var r evalRow
+	var r nat.EvalRow
 	if err := json.Unmarshal([]byte(rows[0]), &r); err != nil || r.Images != 12 || !r.Recorded || r.Split != "test" {
 		t.Fatalf("row %s (%v)", rows[0], err)
 	}
@@ -307,23 +308,17 @@ func checkTuneCrop(t *testing.T, out, data string) {
 		}
 		chosen[c.R] = c.Crop
 	}
-	rows, err := readCropLog(log, "")
-	if err == nil {
-		t.Fatal("the log's rows were accepted for another supernet version")
-	}
 	tk, err := task.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows, err = readCropLog(log, tk.Supernet.Version()); err != nil {
-		t.Fatal(err)
-	}
+	rows := cropLog(t, log, tk.Supernet.Version())
 	entries := tk.Archive.Snapshot()
 	if len(rows) != 2*len(entries) {
 		t.Fatalf("%d rows for %d entries at 2 crops", len(rows), len(entries))
 	}
 	for _, e := range entries {
-		at1, atChosen := rows[cropKey(e.Hash, 1)], rows[cropKey(e.Hash, chosen[e.Arch.R])]
+		at1, atChosen := rows[fmt.Sprint(e.Hash, "@", 1.0)], rows[fmt.Sprint(e.Hash, "@", chosen[e.Arch.R])]
 		if at1.Top1 != at1.Archived {
 			t.Errorf("%s at crop 1: %v, the search measured %v", e.Hash[:12], at1.Top1, at1.Archived)
 		}
@@ -339,7 +334,7 @@ func checkTuneCrop(t *testing.T, out, data string) {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
 	for _, l := range strings.Split(strings.TrimSpace(ev), "\n") {
-		var r evalRow
+		var r nat.EvalRow
 		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Top1 != r.ValTop1 {
 			t.Errorf("served preprocessing measures %s, not the archive's val accuracy (%v)", l, err)
 		}
@@ -382,4 +377,23 @@ func progressEvents(t *testing.T, stderr string) []nat.Event {
 		t.Fatal("no progress")
 	}
 	return out
+}
+
+// cropLog reads a tune-crop log (JSON lines of nat.CropRow) by "hash@crop", checking every
+// row was measured on the given supernet version.
+func cropLog(t *testing.T, path, version string) map[string]nat.CropRow {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]nat.CropRow{}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r nat.CropRow
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Supernet != version {
+			t.Fatalf("log row %q (%v), want one of supernet %s", l, err, version)
+		}
+		rows[fmt.Sprint(r.Hash, "@", r.Crop)] = r
+	}
+	return rows
 }

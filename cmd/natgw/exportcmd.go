@@ -16,6 +16,7 @@ import (
 
 	"github.com/natgw/natgw/dataset"
 	"github.com/natgw/natgw/exporter"
+	"github.com/natgw/natgw/internal/files"
 	"github.com/natgw/natgw/internal/scores"
 	"github.com/natgw/natgw/onnxrt"
 	"github.com/natgw/natgw/preprocess"
@@ -23,11 +24,8 @@ import (
 	ntask "github.com/natgw/natgw/task"
 )
 
-// Bounds on files the commands read whole: a labels file and an ONNX model.
-const (
-	maxLabelsBytes = 16 << 20
-	maxModelBytes  = 2 << 30
-)
+// maxModelBytes bounds an ONNX model the commands read whole.
+const maxModelBytes = 2 << 30
 
 func cmdExport(ctx context.Context, env *cli, args []string) error {
 	fs := newFlags(env, "export")
@@ -49,7 +47,7 @@ func cmdExport(ctx context.Context, env *cli, args []string) error {
 	var labels []string
 	if *labelsPath != "" {
 		var err error
-		if labels, err = readLabels(*labelsPath); err != nil {
+		if labels, err = files.ReadLabels(*labelsPath); err != nil {
 			return err
 		}
 	}
@@ -115,31 +113,12 @@ func cmdExport(ctx context.Context, env *cli, args []string) error {
 	return nil
 }
 
-// readLabels reads one label per line; a final newline and CRLF line ends are accepted.
-func readLabels(path string) ([]string, error) {
-	data, err := readFileLimited(path, maxLabelsBytes)
-	if err != nil {
-		return nil, fmt.Errorf("labels: %w", err)
-	}
-	text := strings.TrimSuffix(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
-	if text == "" {
-		return nil, fmt.Errorf("labels %s: empty file", path)
-	}
-	lines := strings.Split(text, "\n")
-	for i, l := range lines {
-		if strings.TrimSpace(l) == "" {
-			return nil, fmt.Errorf("labels %s: line %d is empty", path, i+1)
-		}
-	}
-	return lines, nil
-}
-
 // readPreprocess decodes preprocess.Spec JSON (inline or @file) over the defaults.
 func readPreprocess(arg string, def preprocess.Spec) (preprocess.Spec, error) {
 	data := []byte(arg)
 	if p, ok := strings.CutPrefix(arg, "@"); ok {
 		var err error
-		if data, err = readFileLimited(p, 1<<20); err != nil {
+		if data, err = files.ReadLimited(p, 1<<20); err != nil {
 			return def, fmt.Errorf("preprocess: %w", err)
 		}
 	}
@@ -190,22 +169,6 @@ func producerVersion() string {
 	return exporter.DefaultProducerVersion
 }
 
-func readFileLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
-}
-
 func cmdInfer(ctx context.Context, env *cli, args []string) error {
 	fs := newFlags(env, "infer")
 	modelPath := fs.String("model", "", "ONNX model written by natgw export")
@@ -222,7 +185,7 @@ func cmdInfer(ctx context.Context, env *cli, args []string) error {
 	if *threads < 0 {
 		return usageError{fmt.Sprintf("infer: --threads %d, want ≥ 0", *threads)}
 	}
-	model, err := readFileLimited(*modelPath, maxModelBytes)
+	model, err := files.ReadLimited(*modelPath, maxModelBytes)
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}

@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/natgw/natgw/dataset"
-	"github.com/natgw/natgw/internal/cpu"
+	"github.com/natgw/natgw/nat"
 	"github.com/natgw/natgw/supernet"
-	"github.com/natgw/natgw/task"
 	"github.com/natgw/natgw/trainer"
 )
 
@@ -83,158 +80,60 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	if err := parse(fs, args, "supernet", "data", "out"); err != nil {
 		return helpOK(err)
 	}
-	if *res < 8 || *batch < 1 || (*epochs < 1 && *maxSteps < 1) || *subnets < 0 || *calib < 0 || *stateEvery < 0 || *workers < 0 {
-		return usageError{"train: --resolution ≥ 8, --batch ≥ 1, --epochs or --max-steps ≥ 1, --subnets, --calib, --state-every, --workers ≥ 0 required"}
-	}
-	if *state == "" {
-		*state = *out + ".state"
-	}
-	trainSet, err := dataset.Open(*data, "train")
-	if err != nil {
-		return err
-	}
-	sn, err := supernet.Load(*ckpt, supernet.LoadOptions{})
-	if err != nil {
-		return err
-	}
-	if sn, err = trainer.WithClasses(sn, len(trainSet.Classes), *seed, *headStd); err != nil {
-		return err
-	}
-	if *dropout >= 0 {
-		spec := *sn.Spec
-		spec.Dropout = *dropout
-		if err := spec.Validate(); err != nil {
-			return usageError{fmt.Sprintf("train: --dropout: %v", err)}
-		}
-		sn.Spec = &spec
-	}
-	dims, err := supernet.ParseDims(*elastic)
-	if err != nil {
+	c := nat.DefaultTrainConfig()
+	c.Supernet, c.Data, c.Out, c.State = *ckpt, *data, *out, *state
+	c.Resolution, c.Batch, c.Epochs, c.MaxSteps, c.Subnets = *res, *batch, *epochs, *maxSteps, *subnets
+	c.LR, c.Warmup, c.WeightDecay, c.Smoothing, c.KDRatio, c.Seed = *lr, *warmup, *wd, *smoothing, *kd, *seed
+	c.ValEvery, c.CalibImages, c.StateEvery, c.Workers = *valEvery, *calib, *stateEvery, *workers
+	c.CropScale, c.HeadStd, c.Dropout, c.Teacher, c.TopKD, c.TopKDWeight = *cropScale, *headStd, *dropout, *teacherCkpt, *topKD, *topKDWeight
+	c.Progress = func(line string) { fmt.Fprintln(env.stderr, line) }
+	var err error
+	if c.Elastic, err = supernet.ParseDims(*elastic); err != nil {
 		return usageError{"train: --elastic: " + err.Error()}
 	}
-	var teach func(ctx context.Context, x []float32, n, r int) ([]float32, error)
-	if *teacherCkpt != "" {
-		if teach, err = loadTeacher(*teacherCkpt, sn.Spec.Classes); err != nil {
-			return err
-		}
-	}
-	var fixedArch *supernet.Arch
 	if *fixed != "" {
 		a, err := supernet.ReadArchArg(*fixed)
 		if err != nil {
 			return fmt.Errorf("--fixed: %w", err)
 		}
-		fixedArch = &a
+		c.Fixed = &a
 	}
-	var topArch *supernet.Arch
 	if *top != "" {
-		if fixedArch != nil {
+		if c.Fixed != nil {
 			return usageError{"train: --top and --fixed exclude each other (a fixed subnet has no sandwich)"}
 		}
 		a, err := supernet.ReadArchArg(*top)
 		if err != nil {
 			return usageError{"train: --top: " + err.Error()}
 		}
-		topArch = &a
+		c.Top = &a
 	}
-	var topSizeList []int
 	if *topSizes != "" {
-		if topSizeList, err = parseSizes(*topSizes); err != nil {
+		if c.TopSizes, err = parseSizes(*topSizes); err != nil {
 			return usageError{"train: --top-sizes: " + err.Error()}
 		}
 	}
-	if *cropScale <= 0 || *cropScale > 1 {
-		return usageError{"train: --crop-scale in (0, 1]"}
-	}
-	var trainSizes []int
 	if *sizes != "" {
-		if trainSizes, err = parseSizes(*sizes); err != nil {
+		if c.Resolutions, err = parseSizes(*sizes); err != nil {
 			return usageError{"train: --resolutions: " + err.Error()}
 		}
 	}
-	eval, err := task.SupernetPreprocess(sn, *res)
-	if err != nil {
-		return err
-	}
-	trainLoader, err := dataset.NewLoader(dataset.Config{Set: trainSet, Spec: eval, Batch: *batch, Shuffle: true, Seed: *seed,
-		Augment: &dataset.Augment{RandomResizedCrop: true, ScaleMin: *cropScale, ScaleMax: 1, HFlip: true}, Workers: *workers, DropLast: true, CacheDecoded: true,
-		Resolutions: trainSizes})
-	if err != nil {
-		return err
-	}
-	d := trainer.Data{Train: trainLoader}
-	if _, err := os.Stat(filepath.Join(*data, "val")); err != nil {
-		fmt.Fprintf(env.stderr, "train: no validation: %v\n", oneLine(err))
-	} else if valSet, err := dataset.Open(*data, "val"); err != nil {
-		return err
-	} else {
-		if d.Val, err = dataset.NewLoader(dataset.Config{Set: valSet, Spec: eval, Batch: 64, Workers: *workers, CacheDecoded: true}); err != nil {
-			return err
-		}
-		if *calib > 0 {
-			d.Calib, err = dataset.NewLoader(dataset.Config{Set: trainSet.Subset(*calib, *seed), Spec: eval, Batch: 64, Workers: *workers, CacheDecoded: true})
-			if err != nil {
-				return err
-			}
-		}
-	}
-	cfg := trainer.DefaultConfig()
-	cfg.Batch, cfg.Resolution, cfg.Epochs, cfg.MaxSteps, cfg.Subnets = *batch, *res, *epochs, *maxSteps, *subnets
-	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio, cfg.Seed = *lr, *wd, *smoothing, *kd, *seed
-	cfg.ValEvery, cfg.Checkpoint, cfg.CheckpointEvery, cfg.Progress = *valEvery, *state, *stateEvery, env.stderr
-	cfg.Fixed, cfg.Top, cfg.TopSizes, cfg.TopKD, cfg.TopKDWeight = fixedArch, topArch, topSizeList, *topKD, *topKDWeight
-	if dims != supernet.AllDims() {
-		cfg.Elastic = &dims
-	}
-	cfg.Teacher = teach
 	if *only != "" {
-		prefixes := strings.Split(*only, ",")
-		cfg.Trainable = func(name string) bool {
-			for _, p := range prefixes {
-				if strings.HasPrefix(name, p) {
-					return true
-				}
-			}
-			return false
-		}
+		c.TrainOnly = strings.Split(*only, ",")
 	}
-	tr, err := trainer.New(sn, cfg)
+	result, err := nat.Train(ctx, c)
+	var cfgErr *nat.ConfigError
+	if errors.As(err, &cfgErr) {
+		return usageError{"train: " + oneLine(withFlagNames(cfgErr, trainFlags))}
+	}
 	if err != nil {
-		return err
-	}
-	total := tr.TotalSteps(trainLoader.NumBatches())
-	if *warmup < 0 {
-		cfg.WarmupSteps = total / 20
-	} else {
-		cfg.WarmupSteps = *warmup
-	}
-	if tr, err = trainer.New(sn, cfg); err != nil {
-		return err
-	}
-	if _, err := os.Stat(*state); err == nil {
-		if err := tr.Resume(*state); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stderr, "train: resumed from %s at step %d\n", *state, tr.StepCount())
-	}
-	result, err := tr.Fit(ctx, d)
-	if err != nil {
-		return err
-	}
-	labelsJSON, _ := json.Marshal(trainSet.Labels) // []string cannot fail
-	sn.Meta["labels"] = string(labelsJSON)
-	sn.Meta["trained_by"] = "natgw train"
-	sn.Meta["train_data"] = *data
-	sn.Meta["train_steps"] = fmt.Sprint(result.Steps)
-	sn.Meta["train_blas"] = cpu.BLAS()
-	if err := sn.Save(*out, supernet.SaveOptions{}); err != nil {
 		return err
 	}
 	line, err := json.Marshal(trainSummary{
 		Steps: result.Steps, StepsRun: result.StepsRun, ImagesPerSec: result.ImagesPerSec,
 		FinalLoss: result.FinalLoss, FirstLoss: result.FirstLoss, Evals: result.Evals,
-		Out: *out, State: *state, Spec: sn.Spec.Name, Classes: sn.Spec.Classes,
-		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: dims.String(), Teacher: *teacherCkpt, Top: *top, Sizes: trainSizes, TopSizes: topSizeList, TopKD: *topKD, TopKDWeight: *topKDWeight},
+		Out: result.Out, State: result.State, Spec: result.Spec, Classes: result.Classes,
+		Config: trainFlagsRecord{Resolution: *res, Batch: *batch, Epochs: *epochs, MaxSteps: *maxSteps, Subnets: *subnets, LR: *lr, Seed: *seed, Elastic: c.Elastic.String(), Teacher: *teacherCkpt, Top: *top, Sizes: c.Resolutions, TopSizes: c.TopSizes, TopKD: *topKD, TopKDWeight: *topKDWeight},
 	})
 	if err != nil {
 		return err
@@ -243,22 +142,9 @@ func cmdTrain(ctx context.Context, env *cli, args []string) error {
 	return nil
 }
 
-// loadTeacher compiles the largest subnet of a checkpoint, with its stored BatchNorm
-// statistics, as a frozen source of soft targets. Its head must have the student's classes.
-func loadTeacher(path string, classes int) (func(ctx context.Context, x []float32, n, r int) ([]float32, error), error) {
-	sn, err := supernet.Load(path, supernet.LoadOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("--teacher: %w", err)
-	}
-	if sn.Spec.Classes != classes {
-		return nil, fmt.Errorf("--teacher %s: %d classes, the trained network has %d", path, sn.Spec.Classes, classes)
-	}
-	sub, err := sn.Extract(sn.Spec.Largest())
-	if err != nil {
-		return nil, fmt.Errorf("--teacher: %w", err)
-	}
-	net := sub.Compile()
-	return func(ctx context.Context, x []float32, n, r int) ([]float32, error) {
-		return net.Forward(ctx, x, n, r, r)
-	}, nil
+// trainFlags names nat.TrainConfig's fields by their natgw train flags.
+var trainFlags = map[string]string{
+	"Resolution": "--resolution", "Batch": "--batch", "Epochs": "--epochs", "MaxSteps": "--max-steps",
+	"Subnets": "--subnets", "CalibImages": "--calib", "StateEvery": "--state-every", "Workers": "--workers",
+	"CropScale": "--crop-scale", "Top": "--top", "Fixed": "--fixed", "Dropout": "--dropout",
 }
