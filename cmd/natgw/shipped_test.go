@@ -25,7 +25,8 @@ const maxTaskBytes = 20 << 20
 
 // TestShippedTasks checks the tasks natgw serves by default: each folder loads, stays
 // within its size limit, and serves only measurements of its own weights, with the
-// final test-split accuracy recorded for every front member (natgw evaluate).
+// final test-split accuracy recorded for every front member (natgw evaluate), every
+// subnet's BatchNorm statistics stored and the val images present (natgw task calibrate).
 func TestShippedTasks(t *testing.T) {
 	root := filepath.Join(testutil.RepoRoot(t), "models")
 	tasks, err := task.LoadAll(root)
@@ -57,6 +58,16 @@ func TestShippedTasks(t *testing.T) {
 		}
 		if len(tk.Calib) == 0 {
 			t.Errorf("%s: no calibration images", tk.Name)
+		}
+		// Served with no forward pass, and able to measure new subnets: every measured
+		// subnet's statistics are stored, and the val images are there.
+		for _, e := range tk.Archive.Snapshot() {
+			if _, _, ok := tk.Stats.Lookup(e.Hash); !ok && !e.Predicted {
+				t.Errorf("%s: no stored statistics for %s", tk.Name, e.Hash[:12])
+			}
+		}
+		if val, err := tk.ValImages(); err != nil || len(val) < 100 {
+			t.Errorf("%s: %d val images (%v)", tk.Name, len(val), err)
 		}
 		front := task.Front(tk.Archive.Snapshot())
 		if len(front) < 3 {
