@@ -403,7 +403,7 @@ func (a *adapter) train(ctx context.Context, k int, sn *supernet.Supernet, tmpl 
 	cfg.LR, cfg.WeightDecay, cfg.LabelSmoothing, cfg.KDRatio = a.c.LR, a.c.WeightDecay, a.c.LabelSmoothing, a.c.KDRatio
 	cfg.Seed, cfg.Sampler, cfg.Top = a.c.Seed+uint64(k), sampler, a.c.Top
 	cfg.TopSizes, cfg.TopKD, cfg.TopKDWeight = a.c.TopSizes, a.c.TopKD, a.c.TopKDWeight
-	cfg.Checkpoint, cfg.CheckpointEvery = a.path("train-%d.state", k), 50
+	cfg.Checkpoint, cfg.CheckpointEvery = a.path("train-%d.state", k), a.c.StateEvery
 	cfg.WarmupSteps = loader.NumBatches() * a.c.Epochs / 20
 	cfg.OnStep = func(step, total int, loss float64) {
 		a.report.step(StageFineTune, k, step, total, fmt.Sprintf("step %d/%d loss %.4f", step, total, loss))

@@ -68,6 +68,8 @@ type Config struct {
 	// ORTThreads are onnxruntime's intra-op threads for Latency.
 	ORTThreads int
 	Workers    int // image decoding goroutines; 0: one per core
+	// StateEvery saves the fine-tuning's resumable state every this many steps.
+	StateEvery int
 }
 
 // DefaultConfig is natgw adapt's defaults; Supernet, Data and Out are left to the caller.
@@ -78,7 +80,7 @@ func DefaultConfig() Config {
 		Elite: 16, Uniform: 0.1,
 		Evals: 24, FinalEvals: 48, Initial: 8, PerIteration: 8, Carry: 8, CalibImages: 500,
 		Budgets: []int64{25e6, 50e6, 100e6, 150e6, 200e6, 300e6, 400e6},
-		Seed:    1, Half: true, Latency: true, ORTThreads: 2,
+		Seed:    1, Half: true, Latency: true, ORTThreads: 2, StateEvery: 50,
 	}
 }
 
@@ -128,7 +130,7 @@ func (c Config) Validate() error {
 	positive := []struct {
 		name string
 		v    int
-	}{{"Epochs", c.Epochs}, {"Batch", c.Batch}, {"Elite", c.Elite}, {"PerIteration", c.PerIteration}, {"CalibImages", c.CalibImages}}
+	}{{"Epochs", c.Epochs}, {"Batch", c.Batch}, {"Elite", c.Elite}, {"PerIteration", c.PerIteration}, {"CalibImages", c.CalibImages}, {"StateEvery", c.StateEvery}}
 	for _, f := range positive {
 		if f.v < 1 {
 			bad("%s %d: want ≥ 1", f.name, f.v)

@@ -52,6 +52,17 @@ type Manifest struct {
 	// centre crop that classifies best depends on the input size (natgw tune-crop chooses
 	// it on val).
 	CropByResolution map[int]float64 `json:"crop_by_resolution,omitempty"`
+	// ValFrom, when set, says the val split was sliced from another split of the data set,
+	// which had none (natgw task create).
+	ValFrom *ValSlice `json:"val_from,omitempty"`
+}
+
+// ValSlice is a val split sliced from another: Fraction of each class's images of From,
+// drawn with Seed.
+type ValSlice struct {
+	From     string  `json:"from"`
+	Fraction float64 `json:"fraction"`
+	Seed     uint64  `json:"seed"`
 }
 
 // At returns the preprocessing for a subnet at resolution r.

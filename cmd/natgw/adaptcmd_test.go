@@ -2,8 +2,8 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/natgw/natgw/internal/cpu"
+	"github.com/natgw/natgw/internal/testtask"
 	"github.com/natgw/natgw/nat"
 	"github.com/natgw/natgw/supernet"
 	"github.com/natgw/natgw/task"
@@ -24,8 +25,8 @@ import (
 // that evaluate records test accuracy without touching the val accuracy selection uses.
 func TestAdaptAndEvaluate(t *testing.T) {
 	dir := t.TempDir()
-	ckpt := tinyCheckpoint(t, dir, 3, []int{24, 32})
-	data := toyData(t, dir, 4, "train", "val", "test")
+	ckpt := testtask.Checkpoint(t, dir, 3, []int{24, 32})
+	data := testtask.Data(t, dir, 4, "train", "val", "test")
 	out := filepath.Join(dir, "models", "toy")
 	sn0, err := supernet.Load(ckpt, supernet.LoadOptions{})
 	if err != nil {
@@ -157,8 +158,8 @@ func TestAdaptAndEvaluate(t *testing.T) {
 // not fit the supernet's space before any work, and train refuses --top beside --fixed.
 func TestTopFlagRefused(t *testing.T) {
 	dir := t.TempDir()
-	ckpt := tinyCheckpoint(t, dir, 3, []int{24, 32})
-	data := toyData(t, dir, 1, "train", "val")
+	ckpt := testtask.Checkpoint(t, dir, 3, []int{24, 32})
+	data := testtask.Data(t, dir, 1, "train", "val")
 	sn, err := supernet.Load(ckpt, supernet.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -207,8 +208,8 @@ func TestTopFlagRefused(t *testing.T) {
 // before any work.
 func TestAdaptAverage(t *testing.T) {
 	dir := t.TempDir()
-	ckpt := tinyCheckpoint(t, dir, 3, []int{24, 32})
-	data := toyData(t, dir, 4, "train", "val")
+	ckpt := testtask.Checkpoint(t, dir, 3, []int{24, 32})
+	data := testtask.Data(t, dir, 4, "train", "val")
 	out := filepath.Join(dir, "models", "toy")
 	base := []string{"adapt", "--supernet", ckpt, "--data", data, "--out", out, "--iterations", "1", "--epochs", "1",
 		"--batch", "4", "--resolution", "32", "--evals", "4", "--final-evals", "4", "--initial", "4", "--per-iter", "2",
@@ -262,27 +263,6 @@ func TestAdaptAverage(t *testing.T) {
 	if v := tk.Supernet.Version(); v != half.Version() || tk.Archive.SupernetVersion != v {
 		t.Errorf("task serves %s measured on %s, want the averaged weights %s", v, tk.Archive.SupernetVersion, half.Version())
 	}
-}
-
-// toyData writes dir/data, an image folder of three classes (a, b, c) with n solid 20-px
-// images each in every split, and returns its path.
-func toyData(t *testing.T, dir string, n int, splits ...string) string {
-	t.Helper()
-	data := filepath.Join(dir, "data")
-	for _, split := range splits {
-		for c, class := range []string{"a", "b", "c"} {
-			if err := os.MkdirAll(filepath.Join(data, split, class), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			for i := range n {
-				name := filepath.Join(data, split, class, string(rune('p'+i))+".png")
-				if err := os.WriteFile(name, solidPNG(t, uint8(30+90*c+5*i), 20), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
-	return data
 }
 
 // checkTuneCrop runs natgw tune-crop --write on an adapted task: the rows at crop 1

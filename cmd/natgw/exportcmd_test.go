@@ -16,6 +16,7 @@ import (
 
 	"github.com/natgw/natgw/exporter"
 	"github.com/natgw/natgw/internal/scores"
+	"github.com/natgw/natgw/internal/testtask"
 	"github.com/natgw/natgw/onnxrt"
 	"github.com/natgw/natgw/preprocess"
 	"github.com/natgw/natgw/supernet"
@@ -306,7 +307,7 @@ func TestExportCalib(t *testing.T) {
 		os.MkdirAll(filepath.Join(data, "train", class), 0o755)
 		for i := range 3 {
 			p := filepath.Join(data, "train", class, fmt.Sprintf("%d.png", i))
-			os.WriteFile(p, solidPNG(t, uint8(20+100*c+30*i), 24), 0o644)
+			os.WriteFile(p, testtask.SolidPNG(t, uint8(20+100*c+30*i), 24), 0o644)
 			calib = append(calib, p)
 		}
 	}

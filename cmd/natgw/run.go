@@ -53,6 +53,7 @@ func commands() []command {
 		{"front", "print an archive's accuracy/MAdds front as JSON, optionally plot it", cmdFront},
 		{"adapt", "NAT adaptation: alternate archive-guided fine-tuning and search, write a servable task folder", cmdAdapt},
 		{"tune-crop", "choose a task's eval centre crop per resolution on val and re-measure its archive with it", cmdTuneCrop},
+		{"task create", "build a task from a labelled image folder: import, warm-up, NAT adaptation, eval crops, test evaluation (resumable)", cmdTaskCreate},
 		{"task calibrate", "store a task's BatchNorm statistics (and val images) so that serving needs no forward pass", cmdTaskCalibrate},
 		{"evaluate", "final evaluation: measure a task's front on a held-out split as served, record test_top1", cmdEvaluate},
 		{"import-tflite", "import TensorFlow Lite's quantized MobileNetV2 as a natgw supernet (BatchNorm restored by calibration)", cmdImportTFLite},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/natgw/natgw/nat"
 	"github.com/natgw/natgw/specializer"
@@ -110,4 +111,94 @@ func verifyStats(ctx context.Context, env *cli, t *task.Task, val []task.Labeled
 		fmt.Fprintf(env.stderr, "task calibrate: verified %s: top-1 %.4f\n", e.Hash[:12], top1)
 	}
 	return n, nil
+}
+
+// pretrainedRel is where the ImageNet-pretrained network lies in the shared material.
+const pretrainedRel = "data/pretrained-mobilenet-tflite"
+
+// cmdTaskCreate builds a task from a labelled image folder by a recipe (package nat:
+// Create): the pretrained network imported, warmed up on the data, adapted by NAT, its eval
+// crops chosen on val and its front evaluated on test. Resumable from --work. Progress goes
+// to stderr (a status line on a terminal, JSON lines otherwise), the result to stdout.
+func cmdTaskCreate(ctx context.Context, env *cli, args []string) error {
+	fs := newFlags(env, "task create")
+	c := nat.CreateConfig{}
+	fs.StringVar(&c.Name, "name", "", "task name (lower-case letters, digits, - and _)")
+	fs.StringVar(&c.Data, "data", "", "image folder: train/<class>/<image>, optionally val/ and test/ alike (JPEG or PNG)")
+	preset := fs.String("preset", "standard", "recipe: "+strings.Join(nat.PresetNames(), " or ")+" (natgw task create --print-recipe shows it)")
+	recipe := fs.String("recipe", "", "a recipe JSON file instead of a preset (the form --print-recipe writes)")
+	printRecipe := fs.Bool("print-recipe", false, "print the recipe as JSON and stop")
+	fs.StringVar(&c.Out, "out", "", "task folder to write (default: models/NAME)")
+	fs.StringVar(&c.Work, "work", "", "folder of every stage's resumable state (default: --out + \".work\")")
+	fs.StringVar(&c.Description, "description", "", "task description for task.json")
+	fs.StringVar(&c.Dataset, "dataset", "", "data set name for task.json (default: the --data folder's name)")
+	fs.BoolVar(&c.SkipBad, "skip-bad", false, "go on without images that cannot be decoded (they are listed) instead of refusing the data")
+	fs.StringVar(&c.Pretrained, "pretrained", "", "ImageNet-pretrained TensorFlow Lite MobileNetV2 (default: "+pretrainedRel+"/mobilenet_v2_1.0_224_quant.tflite in $NATGW_SHARED or ../shared)")
+	fs.StringVar(&c.PretrainedLabels, "pretrained-labels", "", "its labels, one per logit (default: imagenet_labels.txt beside it)")
+	fs.IntVar(&c.Workers, "workers", 0, "image decoding goroutines (0: one per core)")
+	if err := parse(fs, args); err != nil {
+		return helpOK(err)
+	}
+	var err error
+	if *recipe != "" {
+		if c.Recipe, err = nat.ReadRecipe(*recipe); err != nil {
+			return usageError{"task create: --recipe: " + oneLine(err)}
+		}
+	} else {
+		r, ok := nat.Presets[*preset]
+		if !ok {
+			return usageError{fmt.Sprintf("task create: --preset %q: want %s", *preset, strings.Join(nat.PresetNames(), " or "))}
+		}
+		c.Recipe = r
+	}
+	if *printRecipe {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(c.Recipe)
+	}
+	if c.Name == "" || c.Data == "" {
+		return usageError{"task create: --name and --data are required"}
+	}
+	if c.Pretrained == "" {
+		c.Pretrained = findPretrained()
+	}
+	if c.PretrainedLabels == "" && c.Pretrained != "" {
+		c.PretrainedLabels = filepath.Join(filepath.Dir(c.Pretrained), "imagenet_labels.txt")
+	}
+	if c.Pretrained == "" {
+		return usageError{"task create: no pretrained network: give --pretrained (mobilenet_v2_1.0_224_quant.tflite), or set NATGW_SHARED to the shared folder holding " + pretrainedRel}
+	}
+	res, err := nat.Create(ctx, c, progressPrinter(env.stderr, "task create"))
+	var cfgErr *nat.ConfigError
+	if errors.As(err, &cfgErr) {
+		return usageError{"task create: " + oneLine(withFlagNames(cfgErr, createFlags))}
+	}
+	var dataErr *nat.DataError
+	if errors.As(err, &dataErr) {
+		return usageError{"task create: " + oneLine(err)}
+	}
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(env.stdout).Encode(res)
+}
+
+// createFlags names nat.CreateConfig's fields by their natgw task create flags.
+var createFlags = map[string]string{"Name": "--name", "Data": "--data", "Pretrained": "--pretrained"}
+
+// findPretrained looks for the pretrained network in the shared material: $NATGW_SHARED,
+// then ../shared beside the working folder.
+func findPretrained() string {
+	var roots []string
+	if s := os.Getenv("NATGW_SHARED"); s != "" {
+		roots = append(roots, s)
+	}
+	roots = append(roots, filepath.Join("..", "shared"))
+	for _, r := range roots {
+		p := filepath.Join(r, pretrainedRel, "mobilenet_v2_1.0_224_quant.tflite")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
 }

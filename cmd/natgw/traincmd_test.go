@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/natgw/natgw/internal/cpu"
+	"github.com/natgw/natgw/internal/testtask"
 	"github.com/natgw/natgw/internal/testutil"
 	"github.com/natgw/natgw/supernet"
 )
@@ -20,13 +18,13 @@ import (
 // images_per_sec and final_loss.
 func TestTrainCommand(t *testing.T) {
 	dir := t.TempDir()
-	ckpt := tinyCheckpoint(t, dir, 2, []int{32})
+	ckpt := testtask.Checkpoint(t, dir, 2, []int{32})
 	data := filepath.Join(dir, "data")
 	for _, split := range []string{"train", "val"} {
 		for c, class := range []string{"a", "b"} {
 			os.MkdirAll(filepath.Join(data, split, class), 0o755)
 			for i := range 4 {
-				os.WriteFile(filepath.Join(data, split, class, string(rune('p'+i))+".png"), solidPNG(t, uint8(60+150*c), 24), 0o644)
+				os.WriteFile(filepath.Join(data, split, class, string(rune('p'+i))+".png"), testtask.SolidPNG(t, uint8(60+150*c), 24), 0o644)
 			}
 		}
 	}
@@ -104,7 +102,7 @@ func TestTrainCommand(t *testing.T) {
 		{"--resolutions", "32,7"},
 		{"--top-sizes", "32,7"},
 		{"--top-sizes", "32", "--fixed", `{"ks":[3,3],"e":[2,2],"d":[2],"r":32}`},
-		{"--teacher", tinyCheckpoint(t, t.TempDir(), 3, []int{32})}, // 3 classes, the data has 2
+		{"--teacher", testtask.Checkpoint(t, t.TempDir(), 3, []int{32})}, // 3 classes, the data has 2
 	} {
 		args := append([]string{"train", "--supernet", ckpt, "--data", data, "--resolution", "32", "--batch", "4",
 			"--max-steps", "1", "--workers", "1", "--out", filepath.Join(dir, "bad.safetensors")}, bad...)
@@ -141,42 +139,4 @@ func TestImportTFLiteCommand(t *testing.T) {
 		"--calib", calib, "--out", out); err == nil {
 		t.Fatal("a non-TFLite file was accepted")
 	}
-}
-
-func solidPNG(t *testing.T, v uint8, size int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, size, size))
-	for i := range img.Pix {
-		img.Pix[i] = v
-		if i%4 == 3 {
-			img.Pix[i] = 255
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// tinyCheckpoint saves a random supernet of a one-stage space with the given classes and
-// resolutions as dir/in.safetensors and returns its path.
-func tinyCheckpoint(t *testing.T, dir string, classes int, resolutions []int) string {
-	t.Helper()
-	spec := &supernet.Spec{
-		Name: "tiny", Classes: classes, Resolutions: resolutions, Kernels: []int{3, 5}, Expands: []int{2, 3}, Divisor: 8,
-		SEReduction: 4, Padding: supernet.PadSymmetric, BNEps: 1e-5, BNMomentum: 0.1,
-		Stem:   supernet.Conv{Out: 8, Kernel: 3, Stride: 2, Act: supernet.ActHSwish},
-		First:  supernet.FirstBlock{Out: 8, Kernel: 3, Stride: 1, Act: supernet.ActReLU},
-		Stages: []supernet.Stage{{Width: 16, Stride: 2, Act: supernet.ActHSwish, SE: true, Depths: []int{1, 2}}},
-	}
-	sn, err := supernet.Random(spec, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ckpt := filepath.Join(dir, "in.safetensors")
-	if err := sn.Save(ckpt, supernet.SaveOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return ckpt
 }

@@ -51,4 +51,3 @@ func FuzzParseCrops(f *testing.F) {
 		}
 	})
 }
-
