@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,5 +173,45 @@ func TestServeShippedDefaults(t *testing.T) {
 	// Chance is 1 in 102; the served model claims well over half.
 	if n != 20 || correct < 8 {
 		t.Fatalf("%d/%d test images classified right", correct, n)
+	}
+}
+
+// TestReproduceCheck: scripts/reproduce-tasks.sh check passes on the shipped tasks as
+// committed, and fails when one byte of one file changes or a file is added.
+func TestReproduceCheck(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	out := t.TempDir()
+	for _, name := range shippedTasks {
+		if err := os.CopyFS(filepath.Join(out, name), os.DirFS(filepath.Join(root, "models", name))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func() error {
+		cmd := exec.Command("bash", filepath.Join(root, "scripts", "reproduce-tasks.sh"), "check")
+		cmd.Env = append(os.Environ(), "OUT="+out)
+		cmd.Dir = root
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, b)
+		}
+		return nil
+	}
+	if err := check(); err != nil {
+		t.Fatalf("the shipped tasks fail their own check: %v", err)
+	}
+	victim := filepath.Join(out, "flowers", task.ArchiveFile)
+	data, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := bytes.Replace(data, []byte("0."), []byte("1."), 1)
+	os.WriteFile(victim, changed, 0o644)
+	if err := check(); err == nil {
+		t.Fatal("a changed archive.json passed the check")
+	}
+	os.WriteFile(victim, data, 0o644)
+	os.WriteFile(filepath.Join(out, "cifar10", "extra.txt"), []byte("x"), 0o644)
+	if err := check(); err == nil || !strings.Contains(err.Error(), "extra.txt") {
+		t.Fatalf("an extra file passed the check: %v", err)
 	}
 }
