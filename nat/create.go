@@ -296,6 +296,10 @@ type pipeline struct {
 	lastStage             string
 	lastDone              int
 	inner                 Event // the adaptation's latest event
+	// measureInSteps prices a measurement in training steps before both were seen: its
+	// forward passes (calibration and val images) against a step's (each of its subnet
+	// passes over a batch, a backward pass counted twice a forward one).
+	measureInSteps float64
 }
 
 func newPipeline(fn Progress) *pipeline {
@@ -304,6 +308,8 @@ func newPipeline(fn Progress) *pipeline {
 
 // plan estimates each stage's work from the recipe and the data.
 func (p *pipeline) plan(r Recipe, d DataReport) {
+	passes := float64(2+r.WarmUp.Subnets+len(r.WarmUp.Top.Sizes)) * 3 * float64(max(1, r.WarmUp.Batch))
+	p.measureInSteps = float64(r.Adapt.CalibImages+d.Val) / passes
 	perEpoch := float64(d.Train / max(1, r.WarmUp.Batch))
 	p.left[StageWarmUp] = [2]float64{float64(r.WarmUp.Epochs) * perEpoch, 0}
 	a := r.Adapt
@@ -386,12 +392,32 @@ func (p *pipeline) finish(msg string) {
 	p.emit(Event{Stage: "done", Message: msg})
 }
 
+// rates are the seconds a training step and a measurement take in this run; one priced by
+// the other until it was seen (both 0 before either).
+func (p *pipeline) rates() (step, measure float64) {
+	if p.steps > 0 {
+		step = p.stepSecs / float64(p.steps)
+	}
+	if p.measures > 0 {
+		measure = p.measureSecs / float64(p.measures)
+	}
+	switch {
+	case step == 0 && measure == 0:
+	case measure == 0:
+		measure = step * p.measureInSteps
+	case step == 0 && p.measureInSteps > 0:
+		step = measure / p.measureInSteps
+	}
+	return step, measure
+}
+
 // emit completes an event with the whole run's elapsed time, ETA and fraction.
 func (p *pipeline) emit(e Event) {
 	if p.fn == nil {
 		return
 	}
 	e.Elapsed = time.Since(p.begun)
+	stepSecs, measureSecs := p.rates()
 	left, known := 0.0, true
 	for stage, w := range p.left {
 		if stage == StageAdapt && p.inner.Stage != "" && p.name == StageAdapt {
@@ -402,19 +428,12 @@ func (p *pipeline) emit(e Event) {
 			}
 			continue
 		}
-		if w[0] > 0 {
-			if p.steps == 0 {
+		if w[0] > 0 || w[1] > 0 {
+			if stepSecs == 0 {
 				known = false
-			} else {
-				left += w[0] * p.stepSecs / float64(p.steps)
+				continue
 			}
-		}
-		if w[1] > 0 {
-			if p.measures == 0 {
-				known = false
-			} else {
-				left += w[1] * p.measureSecs / float64(p.measures)
-			}
+			left += w[0]*stepSecs + w[1]*measureSecs
 		}
 	}
 	if known {

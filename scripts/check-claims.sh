@@ -5,6 +5,8 @@
 # PyTorch, following the preprocessing in the file's metadata), run it through onnxruntime
 # (bench/orteval) and fail when a claim is more than 1 point off.
 #   scripts/check-claims.sh [TASK:BUDGET ...]   (default: flowers and cifar10 at 100M and 300M)
+# MODELS (default models) is the folder of task folders served; DATA the data set holding
+# the test split (default ../shared/data/<the task's dataset>).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -17,7 +19,8 @@ go build -o "$work/natgw" ./cmd/natgw
 go build -o "$work/orteval" ./bench/orteval
 port=$((20000 + RANDOM % 20000))
 url="http://127.0.0.1:$port"
-"$work/natgw" serve --addr "127.0.0.1:$port" --log-level warn --access-log=false 2>"$work/serve.log" &
+models="${MODELS:-models}"
+"$work/natgw" serve --models "$models" --addr "127.0.0.1:$port" --log-level warn --access-log=false >/dev/null 2>"$work/serve.log" &
 for _ in $(seq 1 300); do
 	curl -sf "$url/v2/health/ready" >/dev/null && break
 	sleep 0.2
@@ -31,14 +34,15 @@ for c in "${checks[@]}"; do
 	t=${c%%:*} b=${c#*:}
 	m="$(curl -sf "$url/v1/models?task=$t&madds=$b")"
 	read -r id claim res <<<"$(python3 -c 'import json,sys; m=json.loads(sys.argv[1]); print(m["id"], m["accuracy"].get("test_top1", "none"), m["resolution"])' "$m")"
-	ds="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dataset"])' "models/$t/task.json")"
+	ds="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dataset"])' "$models/$t/task.json")"
+	data="${DATA:-$shared/data/$ds}"
 	if [[ $claim == none ]]; then
 		echo "$t@$b: the model claims no test accuracy: run natgw evaluate first" >&2
 		fail=1
 		continue
 	fi
 	curl -sf -o "$work/m.onnx" "$url/v1/models/$id/model.onnx"
-	got="$(/usr/bin/python3 bench/orteval/prep.py "$work/m.onnx" "$shared/data/$ds" test | "$work/orteval" --model "$work/m.onnx")"
+	got="$(/usr/bin/python3 bench/orteval/prep.py "$work/m.onnx" "$data" test | "$work/orteval" --model "$work/m.onnx")"
 	measured="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["top1"])' "$got")"
 	verdict="$(python3 -c 'import sys; c,m,t=map(float,sys.argv[1:]); print("ok" if abs(c-m)<=t else "FAIL")' "$claim" "$measured" "$tol")"
 	printf '{"task":"%s","budget":"%s","id":"%s","resolution":%s,"claimed_test_top1":%s,"outside_onnxruntime_top1":%s,"verdict":"%s"}\n' \

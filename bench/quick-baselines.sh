@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The two baselines a task made by natgw task create is compared with, each trained for the
+# same wall-clock seconds the whole task create took (docs/results.md, "The quick preset"):
+#   probe: the imported network's new classifier trained alone (a linear probe), and
+#   fixed: the imported MobileNetV2 fine-tuned whole,
+# each at every resolution R given (MobileNetV2 at R px). Both start from the task's import
+# (WORK/imported.safetensors) and train on its data view; each is measured on the test split
+# outside natgw (PIL/PyTorch preprocessing, onnxruntime), as scripts/check-claims.sh does.
+# A short run first measures the steps a second each baseline takes, so that the real one
+# fits its schedule (warm-up and cosine decay) into SECONDS.
+# Usage: bench/quick-baselines.sh WORK DATA TEST_DATA SECONDS [R...]   (R default: 96 128)
+# Prints one JSON line per baseline.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+work=$1 data=$2 test=$3 seconds=$4
+shift 4
+sizes=("$@")
+((${#sizes[@]})) || sizes=(96 128)
+out="$work/baselines"
+mkdir -p "$out" bin
+go build -o bin/natgw ./cmd/natgw
+go build -o bin/orteval ./bench/orteval
+mbv2='"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6],"d":[2,3,4,3,3,1]'
+for r in "${sizes[@]}"; do
+	arch="{$mbv2,\"r\":$r}"
+	for kind in probe fixed; do
+		name="$kind-$r"
+		flags=(--fixed "$arch" --lr 0.005)
+		if [[ $kind == probe ]]; then flags=(--fixed "$arch" --lr 0.02 --train-only classifier.); fi
+		common=(--supernet "$work/imported.safetensors" --data "$data" --resolution "$r" --batch 32 --weight-decay 4e-5
+			--dropout 0.2 --crop-scale 0.5 --calib 200 --head-std 0.01 "${flags[@]}")
+		# The pace: ten steps, their images a second from the trainer's own count.
+		ips=$(bin/natgw train "${common[@]}" --max-steps 10 --out "$out/$name.pace.safetensors" --state "$out/$name.pace.state" 2>/dev/null |
+			python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])["images_per_sec"])')
+		rm -f "$out/$name.pace."*
+		steps=$(python3 -c "import sys; print(max(10, int($seconds * $ips / 32)))")
+		t0=$SECONDS
+		bin/natgw train "${common[@]}" --max-steps "$steps" --out "$out/$name.safetensors" --state "$out/$name.state" >"$out/$name.train.json" 2>"$out/$name.train.log"
+		took=$((SECONDS - t0))
+		bin/natgw export --supernet "$out/$name.safetensors" --arch "$arch" --task baseline --out "$out/$name.onnx" >"$out/$name.export.txt" 2>&1
+		/usr/bin/python3 bench/orteval/prep.py "$out/$name.onnx" "$test" test | bin/orteval --model "$out/$name.onnx" >"$out/$name.test.json"
+		python3 - "$kind" "$r" "$steps" "$took" "$out/$name" <<'PY'
+import json, re, sys
+kind, r, steps, took, base = sys.argv[1:]
+train = json.loads(open(base + ".train.json").read().strip().splitlines()[-1])
+exp = open(base + ".export.txt").read()
+print(json.dumps({"baseline": kind, "resolution": int(r), "steps": int(steps), "seconds": int(took),
+	"madds": int(re.search(r"(\d+) MAdds", exp).group(1)),
+	"val_top1": train["evals"][-1]["accuracy"] if train.get("evals") else None,
+	"test_top1": json.load(open(base + ".test.json"))["top1"]}))
+PY
+	done
+done
