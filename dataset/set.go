@@ -27,7 +27,8 @@ type Item struct {
 	Label int
 }
 
-func isImage(name string) bool {
+// IsImage reports whether a file name is a JPEG or PNG image by its extension.
+func IsImage(name string) bool {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".jpg", ".jpeg", ".png":
 		return true
@@ -88,7 +89,7 @@ func Open(root, split string) (*Set, error) {
 			return nil, fmt.Errorf("dataset: list %s: %w", dir, err)
 		}
 		for _, e := range ents { // ReadDir sorts by name
-			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && isImage(e.Name()) {
+			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && IsImage(e.Name()) {
 				s.Items = append(s.Items, Item{Path: filepath.Join(dir, e.Name()), Label: ci})
 			}
 		}

@@ -220,19 +220,11 @@ func looseFiles(dir string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if !e.IsDir() && isImageName(e.Name()) {
+		if !e.IsDir() && dataset.IsImage(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}
 	return out
-}
-
-func isImageName(name string) bool {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".jpg", ".jpeg", ".png":
-		return true
-	}
-	return false
 }
 
 // classDiff lists the classes with images in train but not in set, and the reverse.

@@ -60,7 +60,12 @@ def class_names(root, folders):
         rows = [l.rstrip("\n").split("\t") for l in open(p, encoding="utf-8") if l.strip()]
         if rows and rows[0][0] not in folders and not rows[0][0].isdigit():
             rows = rows[1:]  # header
-        by_folder = {row[0]: row[-1] for row in rows}
+        # The folder's name is in some column (an index may come first), the label last.
+        by_folder = {}
+        for row in rows:
+            key = next((v for v in row if v in folders), None)
+            if key is not None:
+                by_folder[key] = row[-1]
         if all(f in by_folder for f in folders):
             return [by_folder[f] for f in folders]
         # "index<TAB>name" files name the folders themselves.

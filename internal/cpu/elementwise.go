@@ -3,8 +3,6 @@ package cpu
 /*
 #cgo noescape k_gap
 #cgo nocallback k_gap
-#cgo noescape k_channel_affine
-#cgo nocallback k_channel_affine
 #cgo noescape k_channel_affine_act
 #cgo nocallback k_channel_affine_act
 #cgo noescape k_channel_scale
@@ -40,17 +38,7 @@ func GlobalAvgPool(n, c, hw int, x, y []float32) {
 // ChannelAffine sets x = x*scale[c] + shift[c] in place (inference batch norm), one fused
 // multiply-add per element.
 func ChannelAffine(n, c, hw int, x []float32, scale, shift []float32) {
-	planes := n * c
-	if planes == 0 || hw == 0 {
-		return
-	}
-	need("ChannelAffine", "x", x, planes*hw)
-	need("ChannelAffine", "scale", scale, c)
-	need("ChannelAffine", "shift", shift, c)
-	w := workersFor(float64(planes*hw), minElemsPerWorker, planes)
-	parallel(planes, w, func(_, lo, hi int) {
-		C.k_channel_affine(fptr(x), C.long(lo), C.long(hi), C.int(c), C.long(hw), fptr(scale), fptr(shift))
-	})
+	ChannelAffineAct(n, c, hw, x, scale, shift, ActNone)
 }
 
 // ChannelAffineAct is ChannelAffine then Apply(act) in one pass, bit for bit the same.

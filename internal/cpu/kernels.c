@@ -84,17 +84,6 @@ void k_gap(const float *x, float *y, long planes, long hw) {
 	}
 }
 
-void k_channel_affine(float *x, long p0, long p1, int c, long hw, const float *scale, const float *shift) {
-	for (long p = p0; p < p1; p++) {
-		float *s = x + p * hw;
-		const float a = scale[p % c], b = shift[p % c];
-		const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
-		long i = 0;
-		for (; i + 8 <= hw; i += 8) _mm256_storeu_ps(s + i, _mm256_fmadd_ps(_mm256_loadu_ps(s + i), va, vb));
-		for (; i < hw; i++) s[i] = __builtin_fmaf(s[i], a, b);
-	}
-}
-
 void k_channel_affine_act(float *x, long p0, long p1, int c, long hw, const float *scale, const float *shift, int act) {
 	for (long p = p0; p < p1; p++) {
 		float *s = x + p * hw;

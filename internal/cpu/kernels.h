@@ -13,7 +13,6 @@ typedef struct {
 void k_act(int act, float *x, long n);
 void k_bias_act(float *y, int rows, int cols, int ld, const float *bias, int act);
 void k_gap(const float *x, float *y, long planes, long hw);
-void k_channel_affine(float *x, long p0, long p1, int c, long hw, const float *scale, const float *shift);
 void k_channel_affine_act(float *x, long p0, long p1, int c, long hw, const float *scale, const float *shift, int act);
 void k_channel_scale(float *x, long p0, long p1, long hw, const float *s);
 void k_add(float *dst, const float *src, long n);
