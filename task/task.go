@@ -177,8 +177,8 @@ func (t *Task) Version() string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// LoadAll loads every task folder under root (folders holding a task.json), sorted by name.
-// A broken task is an error: serving a subset silently would hide it.
+// LoadAll loads every task folder under root (folders holding a task.json, or links to such
+// folders), sorted by name. A broken task is an error: serving a subset silently would hide it.
 func LoadAll(root string) ([]*Task, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -187,11 +187,8 @@ func LoadAll(root string) ([]*Task, error) {
 	var tasks []*Task
 	seen := map[string]string{}
 	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
 		dir := filepath.Join(root, e.Name())
-		if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil { // follows links
 			continue
 		}
 		t, err := Load(dir)

@@ -62,6 +62,15 @@ func TestSaveLoad(t *testing.T) {
 	if tk.Archive.Snapshot()[0].Hash != back.Archive.Snapshot()[0].Hash {
 		t.Fatal("archive changed on the round trip")
 	}
+	// A models folder may link to task folders kept elsewhere; files beside them are ignored.
+	served := t.TempDir()
+	if err := os.Symlink(dir, filepath.Join(served, "tiny")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(served, "notes.txt"), []byte("x"), 0o644)
+	if all, err := LoadAll(served); err != nil || len(all) != 1 || all[0].Name != "tiny" {
+		t.Fatalf("LoadAll through a link: %v %d", err, len(all))
+	}
 }
 
 func TestLoadRejects(t *testing.T) {
