@@ -178,7 +178,7 @@ func (l *Loader) decode(path string) (*preprocess.RGB, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return preprocess.Decode(f, l.cfg.Limits)
+	return l.cfg.Spec.Decode(f, l.cfg.Limits)
 }
 
 // load writes item's tensor into dst; false means it was skipped.

@@ -589,7 +589,7 @@ func FuzzReadImage(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte, ct string) {
 		c, req := newContext(body, ct)
-		img, err := s.readImage(c)
+		img, err := s.readImage(c, preprocess.DefaultSpec(8))
 		if err == nil && (img.W*img.H > 1<<16 || len(img.Pix) != 3*img.W*img.H) {
 			t.Fatalf("accepted %dx%d", img.W, img.H)
 		}

@@ -284,12 +284,12 @@ func (s *Server) classify(c *gin.Context) error {
 		return err
 	}
 	info := ans.ModelInfo
-	img, err := s.readImage(c)
+	t := ts.t
+	pp := t.Preprocess(info.Resolution)
+	img, err := s.readImage(c, pp)
 	if err != nil {
 		return err
 	}
-	t := ts.t
-	pp := t.Preprocess(info.Resolution)
 	x := make([]float32, pp.TensorLen())
 	if err := pp.Tensor(img, x); err != nil {
 		return err
@@ -306,8 +306,9 @@ func (s *Server) classify(c *gin.Context) error {
 	return nil
 }
 
-// readImage takes the image from a multipart field "image" (or the first file) or the raw body.
-func (s *Server) readImage(c *gin.Context) (*preprocess.RGB, error) {
+// readImage takes the image from a multipart field "image" (or the first file) or the raw
+// body, and decodes it as pp does (the pixels the model was measured on).
+func (s *Server) readImage(c *gin.Context, pp preprocess.Spec) (*preprocess.RGB, error) {
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
 	ct, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	var r io.Reader = c.Request.Body
@@ -334,7 +335,7 @@ func (s *Server) readImage(c *gin.Context) (*preprocess.RGB, error) {
 			}
 		}
 	}
-	img, err := preprocess.Decode(r, s.imageLimits())
+	img, err := pp.Decode(r, s.imageLimits())
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {

@@ -25,6 +25,9 @@ type CreateConfig struct {
 	Description string // for task.json
 	Dataset     string // data set name for task.json; default Data's base name
 	SkipBad     bool   // go on without images that cannot be decoded
+	// ReplicatedChroma decodes JPEG chroma by replication instead of as libjpeg does
+	// (ImportConfig.ReplicatedChroma): to rebuild the shipped tasks, made that way.
+	ReplicatedChroma bool
 	// Pretrained is the ImageNet-pretrained TensorFlow Lite MobileNetV2 and its labels.
 	Pretrained, PretrainedLabels string
 	Workers                      int // image decoding goroutines; 0: one per core
@@ -112,7 +115,8 @@ func Create(ctx context.Context, c CreateConfig, progress Progress) (CreateResul
 		rep, err = Import(ctx, ImportConfig{
 			Model: c.Pretrained, Labels: c.PretrainedLabels, Calib: filepath.Join(data, "train"), Out: imported,
 			CalibImages: r.ImportImages, Resolution: r.ImportResolution, ID: "mobilenet_v2_1.0_224_quant",
-			Progress: func(line string) { p.say(StageImport, line) },
+			ReplicatedChroma: c.ReplicatedChroma,
+			Progress:         func(line string) { p.say(StageImport, line) },
 		})
 		if err == nil {
 			p.say(StageImport, fmt.Sprintf("imported: %d BatchNorm layers rebuilt on %d images", rep.Convs, rep.CalibImages))

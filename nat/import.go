@@ -34,6 +34,10 @@ type ImportConfig struct {
 	Half           bool   // store float16 weights
 	ClassesFrom    string // image-folder data set whose classes (matched by name) the head keeps
 	ID             string // supernet id; default the model file's name
+	// ReplicatedChroma decodes JPEG chroma by replication (Go's image/jpeg) instead of
+	// libjpeg's upsampling, in the import and in every task made from the checkpoint (it
+	// is recorded in its preprocessing): how the shipped tasks were made.
+	ReplicatedChroma bool
 	// Progress, if set, gets the import's lines for people.
 	Progress func(line string)
 }
@@ -83,7 +87,11 @@ func Import(ctx context.Context, c ImportConfig) (*importer.Report, error) {
 		return nil, err
 	}
 	set = set.Subset(c.CalibImages, c.Seed)
-	loader, err := dataset.NewLoader(dataset.Config{Set: set, Spec: importer.Preprocess(c.Resolution), Batch: c.Batch})
+	pp := importer.Preprocess(c.Resolution)
+	if c.ReplicatedChroma {
+		pp.JPEGChroma = preprocess.ChromaReplicated
+	}
+	loader, err := dataset.NewLoader(dataset.Config{Set: set, Spec: pp, Batch: c.Batch})
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +101,7 @@ func Import(ctx context.Context, c ImportConfig) (*importer.Report, error) {
 		c.ID = strings.TrimSuffix(base, filepath.Ext(base))
 	}
 	labelsJSON, _ := json.Marshal(labels) // []string cannot fail
-	ppJSON, _ := json.Marshal(importer.Preprocess(c.Resolution))
+	ppJSON, _ := json.Marshal(pp)
 	say("importing %s with %d calibration images at %d px", c.Model, len(set.Items), c.Resolution)
 	sn, rep, err := importer.Import(ctx, m, importer.Options{
 		DropBackground: c.DropBackground,

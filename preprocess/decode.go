@@ -45,10 +45,26 @@ var (
 
 // Decode reads a JPEG or PNG image and converts it to RGB (see the package doc
 // for greyscale, CMYK, 16-bit and alpha handling; alpha is composited onto
-// white). The encoded size and the header's width×height are checked against
-// lim before the pixels are decoded. Errors wrap ErrTooLarge or ErrFormat,
-// except read errors from r, which are wrapped as they are.
+// white), JPEG chroma upsampled as libjpeg does (ChromaFancy). The encoded size
+// and the header's width×height are checked against lim before the pixels are
+// decoded. Errors wrap ErrTooLarge or ErrFormat, except read errors from r,
+// which are wrapped as they are.
 func Decode(r io.Reader, lim Limits) (*RGB, error) {
+	return decode(r, lim, ChromaFancy)
+}
+
+// DecodeBytes is Decode for data already in memory.
+func DecodeBytes(data []byte, lim Limits) (*RGB, error) {
+	return decodeBytes(data, lim, ChromaFancy)
+}
+
+// Decode is the package's Decode with the JPEG chroma upsampling s names: the pixels
+// a model made with s was trained and measured on.
+func (s Spec) Decode(r io.Reader, lim Limits) (*RGB, error) {
+	return decode(r, lim, s.JPEGChroma)
+}
+
+func decode(r io.Reader, lim Limits, chroma string) (*RGB, error) {
 	lim = lim.withDefaults()
 	data, err := io.ReadAll(io.LimitReader(r, lim.MaxBytes+1))
 	if err != nil {
@@ -57,11 +73,10 @@ func Decode(r io.Reader, lim Limits) (*RGB, error) {
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, lim.MaxBytes)
 	}
-	return DecodeBytes(data, lim)
+	return decodeBytes(data, lim, chroma)
 }
 
-// DecodeBytes is Decode for data already in memory.
-func DecodeBytes(data []byte, lim Limits) (*RGB, error) {
+func decodeBytes(data []byte, lim Limits, chroma string) (*RGB, error) {
 	lim = lim.withDefaults()
 	if int64(len(data)) > lim.MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), lim.MaxBytes)
@@ -97,5 +112,5 @@ func DecodeBytes(data []byte, lim Limits) (*RGB, error) {
 		// The limit was checked on the header; refuse anything that disagrees.
 		return nil, fmt.Errorf("%w: %s decoded to %dx%d, header said %dx%d", ErrFormat, name, b.Dx(), b.Dy(), cfg.Width, cfg.Height)
 	}
-	return FromImage(img), nil
+	return fromImage(img, chroma), nil
 }

@@ -39,14 +39,21 @@ func checkImage(img *RGB) error {
 }
 
 // FromImage converts any image to RGB: grey is replicated, 16-bit samples are
-// rounded to 8 bits, and alpha is composited onto white (see the package doc).
-func FromImage(src image.Image) *RGB {
+// rounded to 8 bits, alpha is composited onto white, and YCbCr chroma is
+// upsampled as libjpeg does (see the package doc).
+func FromImage(src image.Image) *RGB { return fromImage(src, ChromaFancy) }
+
+func fromImage(src image.Image, chroma string) *RGB {
 	b := src.Bounds()
 	w, h := b.Dx(), b.Dy()
 	dst := NewRGB(w, h)
 	p := dst.Pix
 	switch s := src.(type) {
 	case *image.YCbCr:
+		if chroma == ChromaFancy {
+			ycbcrToRGB(s, dst)
+			break
+		}
 		for y := range h {
 			for x := range w {
 				yi := s.YOffset(b.Min.X+x, b.Min.Y+y)

@@ -18,6 +18,12 @@ type Spec struct {
 	Std           [3]float32 `json:"std"`
 	ChannelOrder  string     `json:"channel_order"` // "RGB"
 	Layout        string     `json:"layout"`        // "NCHW"
+	// JPEGChroma is how a JPEG's subsampled chroma reaches full resolution before the RGB
+	// conversion: "fancy" is libjpeg's default (what browsers, Android, PIL and OpenCV
+	// decode); absent (ChromaReplicated) copies each chroma sample, as Go's image/jpeg
+	// does, and is what tasks made before natgw recorded this were trained and measured
+	// with. PNG and 4:4:4 JPEG decode the same either way.
+	JPEGChroma string `json:"jpeg_chroma,omitempty"`
 }
 
 // Accepted values and bounds of a Spec.
@@ -25,6 +31,8 @@ const (
 	InterpolationBilinear = "bilinear"
 	ChannelOrderRGB       = "RGB"
 	LayoutNCHW            = "NCHW"
+	ChromaFancy           = "fancy"
+	ChromaReplicated      = "" // the zero value: specs written before JPEGChroma existed
 
 	MaxResolution   = 4096
 	MinCropFraction = 0.05 // below this the intermediate image is absurdly large
@@ -34,7 +42,7 @@ const (
 var ErrSpec = errors.New("invalid preprocess spec")
 
 // DefaultSpec is the ImageNet eval setting: whole image resized to R×R,
-// bilinear, ImageNet mean/std, RGB, NCHW.
+// bilinear, ImageNet mean/std, RGB, NCHW, JPEG chroma upsampled as libjpeg does.
 func DefaultSpec(resolution int) Spec {
 	return Spec{
 		Resolution:    resolution,
@@ -44,6 +52,7 @@ func DefaultSpec(resolution int) Spec {
 		Std:           [3]float32{0.229, 0.224, 0.225},
 		ChannelOrder:  ChannelOrderRGB,
 		Layout:        LayoutNCHW,
+		JPEGChroma:    ChromaFancy,
 	}
 }
 
@@ -76,6 +85,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Layout != LayoutNCHW {
 		return bad("layout %q not supported (want %q)", s.Layout, LayoutNCHW)
+	}
+	if s.JPEGChroma != ChromaFancy && s.JPEGChroma != ChromaReplicated {
+		return bad("jpeg_chroma %q not supported (want %q, or none for replicated)", s.JPEGChroma, ChromaFancy)
 	}
 	return nil
 }

@@ -40,6 +40,8 @@ func TestSpecValidate(t *testing.T) {
 		{"mean negative ok", mod(func(s *Spec) { s.Mean[0] = -1 }), true},
 		{"BGR", mod(func(s *Spec) { s.ChannelOrder = "BGR" }), false},
 		{"NHWC", mod(func(s *Spec) { s.Layout = "NHWC" }), false},
+		{"replicated chroma", mod(func(s *Spec) { s.JPEGChroma = ChromaReplicated }), true},
+		{"unknown chroma", mod(func(s *Spec) { s.JPEGChroma = "nearest" }), false},
 		{"zero value", Spec{}, false},
 	}
 	for _, tc := range tests {

@@ -35,7 +35,7 @@ build() {
 # flowers: the standard preset on Oxford Flowers-102 (its official train/val/test split).
 flowers() {
 	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Cooperlake}
-	$N task create --name flowers --data "$S/flowers102" --preset standard --out "$OUT/flowers" --work "$WORK/flowers" \
+	$N task create --name flowers --data "$S/flowers102" --preset standard --replicated-chroma --out "$OUT/flowers" --work "$WORK/flowers" \
 		--description "Oxford Flowers-102 (64 px), NAT-adapted MobileNetV2 supernet" >"$WORK/flowers.json"
 }
 
@@ -66,7 +66,7 @@ cifar10() {
 	local -x OPENBLAS_CORETYPE=${BLAS_CORE:-Haswell}
 	mkdir -p "$WORK/cifar10"
 	cifar10_data
-	$N task create --name cifar10 --data "$WORK/cifar10/data" --recipe scripts/recipes/cifar10.json --dataset cifar10 \
+	$N task create --name cifar10 --data "$WORK/cifar10/data" --recipe scripts/recipes/cifar10.json --replicated-chroma --dataset cifar10 \
 		--out "$OUT/cifar10" --work "$WORK/cifar10" \
 		--description "CIFAR-10 (32 px, 4,500-image train subset), NAT-adapted MobileNetV2 supernet" >"$WORK/cifar10.json"
 }

@@ -217,7 +217,7 @@ func (e *SubnetEvaluator) decode(ctx context.Context, set *dataset.Set) ([]decod
 					errs[i] = err
 					continue
 				}
-				img, err := preprocess.Decode(f, e.cfg.Limits)
+				img, err := e.cfg.Template.Decode(f, e.cfg.Limits)
 				f.Close()
 				out[i], errs[i] = decodedItem{img: img, label: set.Items[i].Label}, err
 			}

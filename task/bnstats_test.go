@@ -191,19 +191,19 @@ func TestCalibSample(t *testing.T) {
 
 func TestReadVal(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := ReadVal(filepath.Join(dir, "none"), 3); !errors.Is(err, ErrNoVal) {
+	if _, err := ReadVal(filepath.Join(dir, "none"), 3, preprocess.DefaultSpec(0)); !errors.Is(err, ErrNoVal) {
 		t.Fatalf("missing folder: %v", err)
 	}
 	writeImages(t, filepath.Join(dir, "val", "0000"), 2, 1)
 	writeImages(t, filepath.Join(dir, "val", "0002"), 1, 2)
-	got, err := ReadVal(filepath.Join(dir, "val"), 3)
+	got, err := ReadVal(filepath.Join(dir, "val"), 3, preprocess.DefaultSpec(0))
 	if err != nil || len(got) != 3 || got[0].Label != 0 || got[2].Label != 2 {
 		t.Fatalf("read %d images (%v)", len(got), err)
 	}
 	for _, bad := range []string{"0003", "7", "cat"} {
 		d := filepath.Join(t.TempDir(), "val")
 		writeImages(t, filepath.Join(d, bad), 1, 1)
-		if _, err := ReadVal(d, 3); err == nil || errors.Is(err, ErrNoVal) {
+		if _, err := ReadVal(d, 3, preprocess.DefaultSpec(0)); err == nil || errors.Is(err, ErrNoVal) {
 			t.Errorf("class folder %q accepted (%v)", bad, err)
 		}
 	}

@@ -28,16 +28,10 @@ const maxCalibImages = 4096
 // were measured.
 const CalibBatch = 64
 
-// ReadCalib decodes the .jpg/.jpeg/.png files of dir in name order. A missing folder is no
-// calibration set.
-func ReadCalib(dir string) ([]*preprocess.RGB, error) {
-	imgs, _, err := readCalib(dir)
-	return imgs, err
-}
-
-// readCalib is ReadCalib also returning a digest of the files' names and bytes ("none"
-// for no folder).
-func readCalib(dir string) ([]*preprocess.RGB, string, error) {
+// readCalib decodes the .jpg/.jpeg/.png files of dir in name order, as pp decodes, and
+// returns a digest of the files' names and bytes. A missing folder is no calibration set
+// (digest "none").
+func readCalib(dir string, pp preprocess.Spec) ([]*preprocess.RGB, string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, "none", nil
@@ -65,7 +59,7 @@ func readCalib(dir string) ([]*preprocess.RGB, string, error) {
 		}
 		sum := sha256.Sum256(data)
 		fmt.Fprintf(digest, "%s %x\n", n, sum)
-		if imgs[i], err = preprocess.Decode(bytes.NewReader(data), preprocess.Limits{}); err != nil {
+		if imgs[i], err = pp.Decode(bytes.NewReader(data), preprocess.Limits{}); err != nil {
 			return nil, "", fmt.Errorf("%s: %w", filepath.Join(dir, n), err)
 		}
 	}

@@ -154,7 +154,7 @@ func Load(dir string) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	calib, digest, err := readCalib(filepath.Join(dir, CalibDir))
+	calib, digest, err := readCalib(filepath.Join(dir, CalibDir), m.Preprocess)
 	if err != nil {
 		return nil, err
 	}

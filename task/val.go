@@ -33,15 +33,15 @@ func ValClassDir(i int) string { return fmt.Sprintf("%04d", i) }
 // ValImages returns the task's validation images, decoded on first use, class by class
 // and in file-name order within a class; ErrNoVal when the folder has none.
 func (t *Task) ValImages() ([]LabeledImage, error) {
-	t.valOnce.Do(func() { t.val, t.valErr = ReadVal(t.path(ValDir), len(t.Labels)) })
+	t.valOnce.Do(func() { t.val, t.valErr = ReadVal(t.path(ValDir), len(t.Labels), t.Manifest.Preprocess) })
 	return t.val, t.valErr
 }
 
 // ErrNoVal means a task folder has no validation images.
 var ErrNoVal = errors.New("the task has no validation images (val/)")
 
-// ReadVal decodes a validation folder of a task with classes classes.
-func ReadVal(dir string, classes int) ([]LabeledImage, error) {
+// ReadVal decodes a validation folder of a task with classes classes, as pp decodes.
+func ReadVal(dir string, classes int, pp preprocess.Spec) ([]LabeledImage, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoVal
@@ -81,7 +81,7 @@ func ReadVal(dir string, classes int) ([]LabeledImage, error) {
 			if err != nil {
 				return nil, err
 			}
-			img, err := preprocess.Decode(f, preprocess.Limits{})
+			img, err := pp.Decode(f, preprocess.Limits{})
 			f.Close()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)

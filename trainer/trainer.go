@@ -98,12 +98,12 @@ type Config struct {
 	ValEvery        int // validate every this many steps (and at the end); 0 = only at the end
 	CheckpointEvery int // write the resumable state every this many steps; 0 = only at the end
 	Checkpoint      string
-	Progress        io.Writer     // progress lines (stderr); nil = none
+	Progress        io.Writer // progress lines (stderr); nil = none
 	// OnStep, if set, is called after every training step with the step number (1-based,
 	// counting resumed ones), the run's total and the step's loss.
-	OnStep func(step, total int, loss float64)
-	ProgressEvery   time.Duration // 0 = 10s
-	GraphCache      int           // compiled subnet graphs kept (0 = 12: the largest and smallest at three resolutions, and others)
+	OnStep        func(step, total int, loss float64)
+	ProgressEvery time.Duration // 0 = 10s
+	GraphCache    int           // compiled subnet graphs kept (0 = 12: the largest and smallest at three resolutions, and others)
 }
 
 // DefaultConfig returns OFA's training hyper-parameters (fine-tuning learning rate).

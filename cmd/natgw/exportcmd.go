@@ -197,7 +197,7 @@ func cmdInfer(ctx context.Context, env *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
-	img, err := preprocess.Decode(f, preprocess.Limits{})
+	img, err := md.Preprocess.Decode(f, preprocess.Limits{})
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("image %s: %w", *imagePath, err)

@@ -23,13 +23,14 @@ func cmdImportTFLite(ctx context.Context, env *cli, args []string) error {
 	half := fs.Bool("half", false, "store float16 weights")
 	classesFrom := fs.String("classes-from", "", "image-folder data set whose classes (matched to the labels by name) the head keeps, in the data set's order")
 	id := fs.String("id", "", "supernet id for the metadata (default: the model's file name)")
+	replicated := fs.Bool("replicated-chroma", false, "decode JPEG chroma by replication (Go's image/jpeg) instead of as libjpeg and browsers do, here and in every task made from this checkpoint: how the shipped tasks were made")
 	if err := parse(fs, args, "model", "labels", "calib", "out"); err != nil {
 		return helpOK(err)
 	}
 	rep, err := nat.Import(ctx, nat.ImportConfig{
 		Model: *modelPath, Labels: *labelsPath, Calib: *calibDir, Out: *out,
 		CalibImages: *calibN, Seed: *seed, Resolution: *res, Batch: *batch, DropBackground: *dropBG, Half: *half,
-		ClassesFrom: *classesFrom, ID: *id,
+		ClassesFrom: *classesFrom, ID: *id, ReplicatedChroma: *replicated,
 		Progress: func(line string) { fmt.Fprintln(env.stderr, line) },
 	})
 	var cfgErr *nat.ConfigError

@@ -133,6 +133,7 @@ func cmdTaskCreate(ctx context.Context, env *cli, args []string) error {
 	fs.StringVar(&c.Description, "description", "", "task description for task.json")
 	fs.StringVar(&c.Dataset, "dataset", "", "data set name for task.json (default: the --data folder's name)")
 	fs.BoolVar(&c.SkipBad, "skip-bad", false, "go on without images that cannot be decoded (they are listed) instead of refusing the data")
+	fs.BoolVar(&c.ReplicatedChroma, "replicated-chroma", false, "decode JPEG chroma by replication (Go's image/jpeg) instead of as libjpeg and browsers do: how the shipped tasks were made (scripts/reproduce-tasks.sh)")
 	fs.StringVar(&c.Pretrained, "pretrained", "", "ImageNet-pretrained TensorFlow Lite MobileNetV2 (default: "+pretrainedRel+"/mobilenet_v2_1.0_224_quant.tflite in $NATGW_SHARED or ../shared)")
 	fs.StringVar(&c.PretrainedLabels, "pretrained-labels", "", "its labels, one per logit (default: imagenet_labels.txt beside it)")
 	fs.IntVar(&c.Workers, "workers", 0, "image decoding goroutines (0: one per core)")
