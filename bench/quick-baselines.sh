@@ -8,7 +8,8 @@
 # outside natgw (PIL/PyTorch preprocessing, onnxruntime), as scripts/check-claims.sh does.
 # Each baseline's steps are fitted so that its whole schedule (warm-up and cosine decay)
 # fills SECONDS of wall clock (below); "seconds" in the output is what its run took.
-# Usage: bench/quick-baselines.sh WORK DATA TEST_DATA SECONDS [R...]   (R default: 96 128)
+# Usage: bench/quick-baselines.sh WORK DATA TEST_ROOT SECONDS [R...]   (R default: 96 128;
+# TEST_ROOT is a data set whose test/ split measures them)
 # Prints one JSON line per baseline.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

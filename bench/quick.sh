@@ -46,7 +46,7 @@ read -r wall kib <"$work/tin15.time"
 seconds=${wall%.*}
 echo "task create: $wall s wall, peak RSS $((kib / 1024)) MiB" >&2
 
-bash bench/quick-baselines.sh "$work/tin15.work" "$work/tin15.work/data" "$data/test" "$seconds" 96 128 | tee "$work/baselines.jsonl"
+bash bench/quick-baselines.sh "$work/tin15.work" "$work/tin15.work/data" "$data" "$seconds" 96 128 | tee "$work/baselines.jsonl"
 
 models=$work/models
 mkdir -p "$models"

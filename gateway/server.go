@@ -36,6 +36,10 @@ type Config struct {
 	CacheBytes int64
 	// Sessions runs models; nil disables inference (classify and OIP infer answer 503).
 	Sessions *onnxrt.Cache
+	// Measure, if set, runs the val pass of candidates measured in the background (its
+	// threads: Search.Workers); nil measures them with natgw's Go forward. Search.Forward,
+	// when set, wins.
+	Measure *onnxrt.Env
 	// LiveSessions reports resident onnxruntime sessions for the metrics; may be nil.
 	LiveSessions func() int64
 	// Search configures each task's background search for subnets its archive lacks;
@@ -119,6 +123,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		opt := cfg.Search
 		opt.Logger = cfg.Logger.With("task", t.Name)
+		if opt.Forward == nil && cfg.Measure != nil {
+			opt.Forward = ONNXForward(cfg.Measure)
+		}
 		r, err := specializer.ForTask(t, opt)
 		if err != nil {
 			s.closeResolvers()

@@ -45,6 +45,16 @@ func openSplit(root, split string) (*dataset.Set, error) {
 	return dataset.Open(root, split)
 }
 
+// Forwarder runs an eval forward pass: x is [n,3,h,w], the result [n,Classes()] logits.
+// supernet.Net is one.
+type Forwarder interface {
+	Forward(ctx context.Context, x []float32, n, h, w int) ([]float32, error)
+	Classes() int
+}
+
+// ForwardMaker makes the Forwarder that measures sub, and the func that releases it.
+type ForwardMaker func(ctx context.Context, sub *supernet.Subnet) (Forwarder, func(), error)
+
 // EvalConfig configures NewSubnetEvaluator. Zero values take the defaults given.
 type EvalConfig struct {
 	Supernet *supernet.Supernet
@@ -74,6 +84,12 @@ type EvalConfig struct {
 	Val []task.LabeledImage
 	// Workers bounds the cores one measurement uses; default all.
 	Workers int
+	// Forward, if set, makes the forward pass a subnet's val top-1 is measured with, once
+	// its BatchNorm statistics are rebuilt, and a func that releases it. Nil: natgw's Go
+	// forward (supernet.Net), which task create and the search commands use so that their
+	// measurements are bit for bit reproducible; the gateway measures its candidates
+	// through onnxruntime, the engine that serves them (gateway.Config.Measure).
+	Forward ForwardMaker
 
 	// Archive, if set, answers for measured archs without measuring again.
 	Archive *task.Archive
@@ -315,7 +331,17 @@ func (e *SubnetEvaluator) Top1(ctx context.Context, sub *supernet.Subnet) (float
 // top1 is Top1 for callers holding e.mu.
 func (e *SubnetEvaluator) top1(ctx context.Context, sub *supernet.Subnet) (float64, error) {
 	r := sub.Resolution
-	net := sub.CompileOn(e.cfg.Workers)
+	var net Forwarder
+	if e.cfg.Forward != nil {
+		fw, release, err := e.cfg.Forward(ctx, sub)
+		if err != nil {
+			return 0, err
+		}
+		defer release()
+		net = fw
+	} else {
+		net = sub.CompileOn(e.cfg.Workers)
+	}
 	correct, lo := 0, 0
 	err := e.batches(ctx, r, valItems, func(x []float32, n int) error {
 		logits, err := net.Forward(ctx, x, n, r, r)

@@ -25,6 +25,8 @@ type TaskOptions struct {
 	// others to requests.
 	Workers int
 	Queue   int // background work waiting at most (ResolverConfig.Queue)
+	// Forward runs a candidate's val pass (EvalConfig.Forward); nil: natgw's Go forward.
+	Forward ForwardMaker
 	Seed    uint64
 	Logger  *slog.Logger
 }
@@ -98,7 +100,7 @@ func (e *taskEvaluator) Evaluate(ctx context.Context, arch supernet.Arch) (task.
 			// No tensors kept and small forward batches (a batch changes an image's logits by
 			// float rounding only, TestLogitsBatchRoundingOnly): a server's memory is for
 			// requests, and each candidate is measured once.
-			MaxTensorBytes: 1, EvalBatch: measureEvalBatch,
+			MaxTensorBytes: 1, EvalBatch: measureEvalBatch, Forward: e.opt.Forward,
 		})
 	})
 	if e.err != nil {

@@ -191,6 +191,11 @@ func cmdServe(ctx context.Context, env *cli, args []string) error {
 		sessions := onnxrt.NewCache(ortEnv, *maxSessions, *sessionBytes)
 		defer sessions.Close()
 		cfg.Sessions, cfg.LiveSessions = sessions, ortEnv.LiveSessions
+		// Candidates' val passes: their own threads, which sleep between runs.
+		if cfg.Measure, err = onnxrt.NewEnv(onnxrt.Config{LibraryPath: ortEnv.LibraryPath(), IntraOpThreads: max(*measureWorkers, 1),
+			InterOpThreads: 1, Spin: onnxrt.SpinNever}); err != nil {
+			return err
+		}
 		log.Info("onnxruntime", "library", ortEnv.LibraryPath(), "version", ortEnv.Version())
 	}
 	gw, err := gateway.New(cfg)
