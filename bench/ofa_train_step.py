@@ -3,7 +3,7 @@
 trainer is compared with (bench/train-step.sh runs both in the same run).
 
 The step is OFA's progressive-shrinking step as its README here describes it: the largest
-subnet (set_max_net), two random ones (sample_active_subnet), the smallest (set_min_net),
+subnet (set_max_net), two random ones (sample_active_subnet), the smallest (every choice at its minimum),
 each forward and backward on the same batch (cross entropy with label smoothing 0.1, the
 largest's outputs as soft targets of the others), then one SGD step (Nesterov, momentum 0.9,
 weight decay 3e-5). OFAMobileNetV3 w1.0, 102 classes, ks 3/5/7, e 3/4/6, d 2/3/4, random
@@ -38,7 +38,8 @@ def step(net, opt, x, y, classes):
     soft = F.softmax(out.detach(), dim=1)
     for kind in ("random", "random", "min"):
         if kind == "min":
-            net.set_min_net()
+            # OFA's network has no set_min_net: the smallest is every choice at its minimum.
+            net.set_active_subnet(ks=min(net.ks_list), e=min(net.expand_ratio_list), d=min(net.depth_list))
         else:
             net.sample_active_subnet()
         o = net(x)
