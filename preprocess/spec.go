@@ -21,8 +21,9 @@ type Spec struct {
 	// JPEGChroma is how a JPEG's subsampled chroma reaches full resolution before the RGB
 	// conversion: "fancy" is libjpeg's default (what browsers, Android, PIL and OpenCV
 	// decode); absent (ChromaReplicated) copies each chroma sample, as Go's image/jpeg
-	// does, and is what tasks made before natgw recorded this were trained and measured
-	// with. PNG and 4:4:4 JPEG decode the same either way.
+	// does, with Go's colour conversion (a level apart from libjpeg's at times), and is
+	// what tasks made before natgw recorded this were trained and measured with. PNG
+	// decodes the same either way.
 	JPEGChroma string `json:"jpeg_chroma,omitempty"`
 }
 
